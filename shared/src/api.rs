@@ -1,0 +1,249 @@
+//! The JSON types of wrapperd's HTTP API (SPEC §6).
+//!
+//! wrapperd serializes them and fftop and the tests deserialize them, so both sides agree by
+//! construction. Fields may be added, never renamed.
+
+use serde::{Deserialize, Serialize};
+
+/// The life cycle of the supervised ffmpeg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Starting,
+    Running,
+    Stopping,
+    Exited,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Exited => "exited",
+        }
+    }
+}
+
+/// How the encode is doing, as the manager sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// The checks are not active yet.
+    WarmingUp,
+    Ok,
+    /// Inside a failing period (fps and speed below their minimums).
+    Failing,
+    /// No output, or no advance, for more than 2 s.
+    Stalled,
+    /// A stop was requested or decided and ffmpeg is finishing.
+    Stopping,
+    Exited,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::WarmingUp => "warming_up",
+            Health::Ok => "ok",
+            Health::Failing => "failing",
+            Health::Stalled => "stalled",
+            Health::Stopping => "stopping",
+            Health::Exited => "exited",
+        }
+    }
+
+    /// `/healthz` answers 200 for these, 503 otherwise.
+    pub fn is_good(self) -> bool {
+        matches!(self, Health::WarmingUp | Health::Ok)
+    }
+
+    pub const ALL: [Health; 6] = [
+        Health::WarmingUp,
+        Health::Ok,
+        Health::Failing,
+        Health::Stalled,
+        Health::Stopping,
+        Health::Exited,
+    ];
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub state: State,
+    pub health: Health,
+    /// A short human sentence whenever health is not `ok`/`warming_up`.
+    pub reason: Option<String>,
+    pub pid: u32,
+    pub ffmpeg_pid: Option<u32>,
+    pub workdir: String,
+    /// RFC 3339 with milliseconds, UTC.
+    pub start_time: Option<String>,
+    pub uptime_s: f64,
+    pub cmd: Vec<String>,
+    pub progress: Option<ProgressInfo>,
+    pub rates: Rates,
+    pub check: Check,
+    pub counters: Counters,
+    pub exit: Option<ExitInfo>,
+}
+
+/// The newest progress block as ffmpeg reported it (fps/speed are averages since the start).
+/// `N/A` and the "no time yet" sentinel are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressInfo {
+    pub at: String,
+    pub frame: Option<u64>,
+    pub fps: Option<f64>,
+    pub speed: Option<f64>,
+    pub bitrate_kbps: Option<f64>,
+    pub total_size: Option<u64>,
+    pub out_time_us: Option<i64>,
+    pub dup_frames: Option<u64>,
+    pub drop_frames: Option<u64>,
+}
+
+/// The current rates (SPEC §5), `None` until measurable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub fps: Option<f64>,
+    pub speed: Option<f64>,
+    pub window_s: f64,
+}
+
+/// What the manager's checks have established.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub active: bool,
+    pub base_fps: Option<f64>,
+    pub min_fps: Option<f64>,
+    pub min_speed: Option<f64>,
+    pub failing_for_s: f64,
+    pub last_output_age_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub log_lines: u64,
+    pub progress_blocks: u64,
+}
+
+/// How ffmpeg's exit was judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// wrapperd's own exit code.
+    pub code: i32,
+    /// ffmpeg's exit code, or `"signal N"`.
+    pub ffmpeg_status: FfmpegStatus,
+    pub reason: String,
+}
+
+/// ffmpeg's exit: a code, or the signal that ended it (serialized as `"signal N"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FfmpegStatus {
+    Code(i32),
+    Signal(i32),
+    /// ffmpeg never ran (not found, not executable).
+    NotStarted,
+}
+
+impl FfmpegStatus {
+    /// The status a shell would report: the code, or 128+N for a signal.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            FfmpegStatus::Code(c) => c,
+            FfmpegStatus::Signal(n) => 128 + n,
+            FfmpegStatus::NotStarted => 127,
+        }
+    }
+}
+
+impl std::fmt::Display for FfmpegStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FfmpegStatus::Code(c) => write!(f, "{c}"),
+            FfmpegStatus::Signal(n) => write!(f, "signal {n}"),
+            FfmpegStatus::NotStarted => write!(f, "not started"),
+        }
+    }
+}
+
+impl Serialize for FfmpegStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FfmpegStatus::Code(c) => s.serialize_i32(*c),
+            other => s.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FfmpegStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Code(i32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Code(c) => Ok(FfmpegStatus::Code(c)),
+            Raw::Text(t) if t == "not started" => Ok(FfmpegStatus::NotStarted),
+            Raw::Text(t) => t
+                .strip_prefix("signal ")
+                .and_then(|n| n.parse().ok())
+                .map(FfmpegStatus::Signal)
+                .ok_or_else(|| serde::de::Error::custom(format!("bad ffmpeg_status {t:?}"))),
+        }
+    }
+}
+
+/// `GET /series?seconds=N`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub points: Vec<SeriesPoint>,
+}
+
+/// The current rates at one progress block.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Unix time in milliseconds.
+    pub t: i64,
+    pub fps: Option<f64>,
+    pub speed: Option<f64>,
+    pub bitrate_kbps: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ffmpeg_status_round_trips() {
+        for st in [
+            FfmpegStatus::Code(255),
+            FfmpegStatus::Signal(9),
+            FfmpegStatus::NotStarted,
+        ] {
+            let j = serde_json::to_string(&st).unwrap();
+            assert_eq!(serde_json::from_str::<FfmpegStatus>(&j).unwrap(), st);
+        }
+        assert_eq!(
+            serde_json::to_string(&FfmpegStatus::Signal(2)).unwrap(),
+            "\"signal 2\""
+        );
+        assert_eq!(FfmpegStatus::Signal(9).shell_code(), 137);
+    }
+
+    #[test]
+    fn health_words_match_serde() {
+        for h in Health::ALL {
+            assert_eq!(
+                serde_json::to_string(&h).unwrap(),
+                format!("\"{}\"", h.as_str())
+            );
+        }
+    }
+}

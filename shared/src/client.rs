@@ -1,0 +1,273 @@
+//! The API client: one wrapperd reached over its Unix socket or over TCP (SPEC §6, §8).
+//!
+//! fftop and the integration tests use it, so the wire format is exercised by the same code that
+//! real users run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::api::{Series, Status};
+
+/// Where a wrapperd's API is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// A Unix socket (a work directory's `api.sock`).
+    Unix(PathBuf),
+    /// A base URL such as `http://127.0.0.1:8080`.
+    Tcp(String),
+}
+
+impl Target {
+    /// Reads a target as fftop's command line gives it: a work directory (its `api.sock`), a
+    /// socket path, `HOST:PORT` or `http://HOST:PORT`.
+    pub fn parse(s: &str) -> Target {
+        if let Some(rest) = s.strip_prefix("http://") {
+            return Target::Tcp(format!("http://{}", rest.trim_end_matches('/')));
+        }
+        let path = Path::new(s);
+        if path.is_dir() {
+            return Target::Unix(path.join("api.sock"));
+        }
+        let looks_like_addr = !s.contains('/')
+            && s.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+            });
+        if looks_like_addr && !path.exists() {
+            return Target::Tcp(format!("http://{s}"));
+        }
+        Target::Unix(path.to_path_buf())
+    }
+
+    /// A short name for the target: the work directory's name, or the address.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Unix(sock) => {
+                let dir = if sock.file_name().is_some_and(|n| n == "api.sock") {
+                    sock.parent().unwrap_or(sock)
+                } else {
+                    sock
+                };
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| dir.display().to_string())
+            }
+            Target::Tcp(url) => url.trim_start_matches("http://").to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(p) => write!(f, "{}", p.display()),
+            Target::Tcp(u) => f.write_str(u),
+        }
+    }
+}
+
+/// What can go wrong talking to a wrapperd.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("bad answer: {0}")]
+    Decode(String),
+    #[error("request failed: {0}")]
+    Other(String),
+}
+
+impl ClientError {
+    fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {
+        if e.is_timeout() {
+            ClientError::Timeout(timeout)
+        } else if e.is_connect() {
+            // The innermost cause says it best ("No such file or directory", "refused").
+            let mut src: &dyn std::error::Error = &e;
+            while let Some(next) = src.source() {
+                src = next;
+            }
+            ClientError::Connect(src.to_string())
+        } else if e.is_decode() {
+            ClientError::Decode(e.to_string())
+        } else {
+            ClientError::Other(e.to_string())
+        }
+    }
+}
+
+/// A plain answer: status code, content type and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// A client for one wrapperd.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    timeout: Duration,
+    target: Target,
+}
+
+impl Client {
+    /// A client with a per-request `timeout`; `token` is sent as a bearer token on TCP.
+    pub fn new(
+        target: Target,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(1)
+            .no_proxy();
+        let (builder, base) = match &target {
+            Target::Unix(p) => (
+                builder.unix_socket(p.as_path()),
+                "http://wrapperd".to_string(),
+            ),
+            Target::Tcp(url) => (builder, url.clone()),
+        };
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let token = match target {
+            Target::Tcp(_) => token.filter(|t| !t.is_empty()),
+            Target::Unix(_) => None,
+        };
+        Ok(Client {
+            http,
+            base,
+            token,
+            timeout,
+            target,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// `GET path_and_query`, whatever the status.
+    pub async fn get(&self, path_and_query: &str) -> Result<Answer, ClientError> {
+        self.request(reqwest::Method::GET, path_and_query).await
+    }
+
+    /// Any method; for tests of the API's own answers.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+    ) -> Result<Answer, ClientError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path_and_query));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::from_reqwest(e, self.timeout))?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::from_reqwest(e, self.timeout))?;
+        Ok(Answer {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    /// `GET path`, requiring 200, decoded from JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let a = self.get(path).await?;
+        if a.status != 200 {
+            return Err(ClientError::Status {
+                status: a.status,
+                body: a.body.trim().to_string(),
+            });
+        }
+        serde_json::from_str(&a.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.get_json("/status").await
+    }
+
+    pub async fn series(&self, seconds: u64) -> Result<Series, ClientError> {
+        self.get_json(&format!("/series?seconds={seconds}")).await
+    }
+
+    /// The newest `count` output lines (`0`: all held) as `(time, line)`.
+    pub async fn last_stdout(&self, count: usize) -> Result<Vec<(String, String)>, ClientError> {
+        self.get_json(&format!("/last_stdout?count={count}&json=1"))
+            .await
+    }
+
+    /// The newest `count` progress blocks (`0`: all held) as `(time, block)`.
+    pub async fn last_progress(&self, count: usize) -> Result<Vec<(String, String)>, ClientError> {
+        self.get_json(&format!("/last_progress?count={count}&json=1"))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        let dir = std::env::temp_dir();
+        assert_eq!(
+            Target::parse(dir.to_str().unwrap()),
+            Target::Unix(dir.join("api.sock"))
+        );
+        assert_eq!(
+            Target::parse("/no/such/x.sock"),
+            Target::Unix("/no/such/x.sock".into())
+        );
+        assert_eq!(
+            Target::parse("127.0.0.1:8080"),
+            Target::Tcp("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            Target::parse("localhost:80"),
+            Target::Tcp("http://localhost:80".into())
+        );
+        assert_eq!(
+            Target::parse("http://h:1/"),
+            Target::Tcp("http://h:1".into())
+        );
+    }
+
+    #[test]
+    fn target_names() {
+        assert_eq!(Target::Unix("/srv/enc/cam1/api.sock".into()).name(), "cam1");
+        assert_eq!(
+            Target::Tcp("http://10.0.0.1:9000".into()).name(),
+            "10.0.0.1:9000"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Code both `wrapperd` and `fftop` depend on, and nothing that knows either binary.
+//!
+//! # Layout
+//! - [`api`]: the JSON types of the HTTP API (`/status`, `/series`, ...). Fields may be added,
+//!   never renamed: existing clients rely on them.
+//! - [`progress`]: the parser of ffmpeg's `-progress` blocks, for every ffmpeg from 4.1 on.
+//! - [`client`]: the API client (Unix socket or TCP) used by fftop and the integration tests.
+//! - [`timefmt`]: the two time formats of the API (local `YYYY-MM-DD HH:MM:SS`, RFC 3339 ms).
+
+pub mod api;
+pub mod client;
+pub mod progress;
+pub mod timefmt;
+
+/// The version both programs report.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

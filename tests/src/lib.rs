@@ -1,0 +1,1 @@
+//! Helpers for the integration tests: each test gets its own work directory.
