@@ -1,1 +1,248 @@
-//! STUB
+//! Reading ffmpeg: its stdout and stderr as lines, its `-progress` FIFO as blocks (SPEC §4).
+//!
+//! A line ends at `\n` or `\r` (ffmpeg ends its stats line with `\r`, so every stats update is a
+//! line of its own); empty lines are dropped; bytes that are not UTF-8 are kept, converted
+//! lossily; a line longer than 64 KiB is cut there and the rest of it, up to its end, dropped.
+//!
+//! The readers do only memory work: each chunk read from a pipe is split, stamped with one
+//! arrival time, pushed into the ring under one short lock and queued for the log file, whose
+//! writer runs on its own thread. Nothing on this path waits on the disk or on API clients, so
+//! ffmpeg is never held back by its wrapper.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use shared::progress::BlockAssembler;
+use shared::timefmt;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::logfile::LogSink;
+use crate::state::Shared;
+
+/// The longest line kept; the rest of a longer line is dropped.
+pub const MAX_LINE: usize = 64 * 1024;
+
+const READ_BUF: usize = 64 * 1024;
+
+/// Splits a byte stream into lines at `\n` or `\r`.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    /// The current line was cut at [`MAX_LINE`]; drop bytes until its end.
+    cutting: bool,
+}
+
+impl LineSplitter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes; calls `emit` with each whole, non-empty line (at most [`MAX_LINE`] bytes).
+    pub fn feed(&mut self, mut data: &[u8], mut emit: impl FnMut(&[u8])) {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', data) {
+            let (head, rest) = (&data[..pos], &data[pos + 1..]);
+            if self.cutting {
+                self.cutting = false;
+            } else if self.partial.is_empty() {
+                if !head.is_empty() {
+                    emit(&head[..head.len().min(MAX_LINE)]);
+                }
+            } else {
+                let room = MAX_LINE - self.partial.len();
+                self.partial
+                    .extend_from_slice(&head[..head.len().min(room)]);
+                emit(&self.partial);
+                self.partial.clear();
+            }
+            data = rest;
+        }
+        if !self.cutting && !data.is_empty() {
+            let room = MAX_LINE - self.partial.len();
+            if data.len() >= room {
+                self.partial.extend_from_slice(&data[..room]);
+                emit(&self.partial);
+                self.partial.clear();
+                self.cutting = true;
+            } else {
+                self.partial.extend_from_slice(data);
+            }
+        }
+    }
+
+    /// The last line, cut off at EOF without a line end.
+    pub fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        if !self.partial.is_empty() && !self.cutting {
+            emit(&self.partial);
+        }
+        self.partial.clear();
+        self.cutting = false;
+    }
+}
+
+/// Reads ffmpeg's stdout or stderr until EOF, into the ring and the log file.
+pub async fn read_lines(
+    mut pipe: impl AsyncRead + Unpin,
+    shared: Arc<Shared>,
+    sink: Option<LogSink>,
+) {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut splitter = LineSplitter::new();
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("reading ffmpeg's output failed: {e}");
+                break;
+            }
+        };
+        let (ms, now) = (timefmt::now_ms(), Instant::now());
+        let mut g = shared.lock();
+        let mut any = false;
+        splitter.feed(&buf[..n], |line| {
+            let text = String::from_utf8_lossy(line);
+            g.lines.push(ms, &text);
+            if let Some(s) = &sink {
+                s.push(ms, &text);
+            }
+            any = true;
+        });
+        if any {
+            g.manager.on_line(now);
+        }
+    }
+    let ms = timefmt::now_ms();
+    splitter.finish(|line| {
+        let text = String::from_utf8_lossy(line);
+        shared.push_line(ms, Instant::now(), &text);
+        if let Some(s) = &sink {
+            s.push(ms, &text);
+        }
+    });
+}
+
+/// Reads the `-progress` FIFO until EOF, into the progress ring; logs the manager's decisions and
+/// wakes the supervisor after every block.
+pub async fn read_progress(
+    mut pipe: impl AsyncRead + Unpin,
+    shared: Arc<Shared>,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut splitter = LineSplitter::new();
+    let mut blocks = BlockAssembler::new();
+    let mut lines: Vec<String> = Vec::new();
+    let handle = |line: &str, blocks: &mut BlockAssembler| {
+        if let Some(block) = blocks.push_line(line) {
+            for note in shared.push_block(timefmt::now_ms(), Instant::now(), &block) {
+                tracing::info!("{note}");
+            }
+            wake.notify_one();
+        }
+    };
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("reading ffmpeg's progress failed: {e}");
+                break;
+            }
+        };
+        splitter.feed(&buf[..n], |l| {
+            lines.push(String::from_utf8_lossy(l).into_owned())
+        });
+        for line in lines.drain(..) {
+            handle(&line, &mut blocks);
+        }
+    }
+    splitter.finish(|l| lines.push(String::from_utf8_lossy(l).into_owned()));
+    for line in lines.drain(..) {
+        handle(&line, &mut blocks);
+    }
+    if let Some(block) = blocks.finish() {
+        for note in shared.push_block(timefmt::now_ms(), Instant::now(), &block) {
+            tracing::info!("{note}");
+        }
+        wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_chunks(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut s = LineSplitter::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            s.feed(c, |l| out.push(l.to_vec()));
+        }
+        s.finish(|l| out.push(l.to_vec()));
+        out
+    }
+
+    fn strs(v: &[Vec<u8>]) -> Vec<String> {
+        v.iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn splits_at_newline_and_carriage_return_and_drops_empty_lines() {
+        let out = split_chunks(&[b"a\nframe=1 fps=2\rframe=2\r\n\n\rb"]);
+        assert_eq!(strs(&out), ["a", "frame=1 fps=2", "frame=2", "b"]);
+    }
+
+    #[test]
+    fn lines_across_chunks() {
+        let out = split_chunks(&[b"hel", b"lo\r", b"\nwor", b"ld", b"\n"]);
+        assert_eq!(strs(&out), ["hello", "world"]);
+    }
+
+    #[test]
+    fn non_utf8_is_kept_lossily() {
+        let out = split_chunks(&[b"caf\xe9 \xff\xfe ok\n"]);
+        assert_eq!(out, [b"caf\xe9 \xff\xfe ok".to_vec()]);
+        assert_eq!(strs(&out), ["caf\u{FFFD} \u{FFFD}\u{FFFD} ok"]);
+    }
+
+    #[test]
+    fn long_line_is_cut_at_64k_and_the_next_line_is_intact() {
+        let big = vec![b'x'; 1_000_000];
+        let mut chunks: Vec<&[u8]> = big.chunks(7000).collect();
+        chunks.push(b"\nnext\n");
+        let out = split_chunks(&chunks);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE);
+        assert_eq!(out[1], b"next");
+        // In one piece, too.
+        let mut one = big.clone();
+        one.extend_from_slice(b"\nnext\n");
+        let out = split_chunks(&[&one]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE);
+    }
+
+    #[test]
+    fn a_line_of_exactly_64k_is_whole() {
+        let mut data = vec![b'y'; MAX_LINE];
+        data.extend_from_slice(b"\nz\n");
+        let out = split_chunks(&[&data[..100], &data[100..]]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE);
+        assert_eq!(out[1], b"z");
+    }
+
+    #[test]
+    fn every_chunking_gives_the_same_lines() {
+        let text: &[u8] = b"frame=1\rframe=2\r\nInput #0\n\n  Stream #0:0\r\rend";
+        let whole = split_chunks(&[text]);
+        for size in 1..text.len() {
+            let chunks: Vec<&[u8]> = text.chunks(size).collect();
+            assert_eq!(split_chunks(&chunks), whole, "chunk size {size}");
+        }
+    }
+}
