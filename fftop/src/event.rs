@@ -1,0 +1,51 @@
+//! Everything that can change fftop's state, as one [`Event`] type.
+//!
+//! Keys and resizes come from the terminal, [`PollResult`]s from the per-target pollers, target
+//! sets from the scanner, ticks from a clock. `App::update` is the only consumer, so the whole
+//! program's behaviour can be driven (and tested) by feeding it events.
+
+use std::collections::BTreeSet;
+
+use crossterm::event::KeyEvent;
+use shared::api::{SeriesPoint, Status};
+use shared::client::Target;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// The terminal changed size (columns, rows).
+    Resize(u16, u16),
+    /// A poller's answer for `target`.
+    Poll { target: Target, result: PollResult },
+    /// The clock moved on; `now_ms` is Unix milliseconds.
+    Tick { now_ms: i64 },
+    /// The targets found by `--scan` right now (all scanned directories together).
+    Scan(BTreeSet<Target>),
+    /// The terminal went away (hang-up, end of input, read error): restore and exit.
+    TerminalGone(String),
+}
+
+/// What one poll of a target brought.
+#[derive(Debug, Clone)]
+pub enum PollResult {
+    Up(Box<Sample>),
+    /// No usable answer; the error says why.
+    Down {
+        error: String,
+        at_ms: i64,
+    },
+}
+
+/// A successful poll.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub status: Status,
+    /// New rate points (the whole `/series` history right after connecting); the app keeps only
+    /// the ones newer than what it holds.
+    pub points: Vec<SeriesPoint>,
+    /// The newest output lines as `(time, line)`, when the detail view of this target is open.
+    pub logs: Option<Vec<(String, String)>>,
+    /// When the answer arrived, Unix milliseconds.
+    pub at_ms: i64,
+}

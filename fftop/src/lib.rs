@@ -1,0 +1,55 @@
+//! fftop: a terminal monitor for one or many wrapperd (SPEC §8).
+//!
+//! It reaches each wrapperd only through `shared::client`, on one task per target, and draws
+//! from one state ([`app::App`]) changed by one event type ([`event::Event`]), after the
+//! structure of bottom (ClementTsang/bottom).
+//!
+//! # Layout
+//! - [`cli`]: the command line.
+//! - [`app`]: the state and `App::update`, the only place it changes (keys, polls, scans, ticks).
+//! - [`event`]: the `Event` type every source sends.
+//! - [`poll`]: one poller task per target (timeout, backoff, `/status`, `/series`, log lines).
+//! - [`scan`]: `--scan DIR`, targets appearing and disappearing live.
+//! - [`history`]: a target's rate points, with gaps, for sparklines and charts.
+//! - [`ui`]: drawing, a pure function of `&App`.
+//! - [`format`]: number and time formatting for the screen and `--once`.
+//! - [`term`]: terminal setup and restore (panic hook, synchronized frames).
+//! - [`tui`]: the interactive loop wiring all of the above.
+//! - [`once`]: `--once` (plain table or JSON, exit status by health).
+
+pub mod app;
+pub mod cli;
+pub mod event;
+pub mod format;
+pub mod history;
+pub mod once;
+pub mod poll;
+pub mod scan;
+pub mod term;
+pub mod tui;
+pub mod ui;
+
+#[cfg(test)]
+mod testutil;
+
+use std::time::Duration;
+
+pub use cli::Cli;
+
+/// Runs fftop as the command line asks and returns its exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let code = rt.block_on(async {
+        if cli.once {
+            once::run(&cli).await
+        } else {
+            tui::run(&cli).await
+        }
+    });
+    // A poller or scan stuck in a system call must not hold up the exit.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    code
+}

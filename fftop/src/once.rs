@@ -1,0 +1,191 @@
+//! `--once`: poll every target one time, print a plain table (or, with `--json`, a JSON array)
+//! and exit 0 if every target is healthy or warming up, 1 otherwise.
+//!
+//! The output is for scripts and logs: no terminal control codes and no colour, whatever the
+//! terminal; control characters in names, reasons and errors are replaced with `?`. A target
+//! that does not answer is a row with health `down` and the error. No target at all (an empty
+//! `--scan` directory) exits 1: nothing is running, which is not healthy.
+//!
+//! JSON shape: one object per target, sorted by name. An answering target's object is its
+//! `/status` with `"target"` (the address) and `"name"` added; a target that does not answer is
+//! `{"target": .., "name": .., "health": "down", "error": ".."}`.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use shared::client::{Client, Target};
+use shared::timefmt::now_ms;
+
+use crate::app::{App, Conn, TargetState};
+use crate::cli::Cli;
+use crate::event::{Event, PollResult, Sample};
+use crate::format;
+
+/// Polls all targets once, prints, and returns the exit code.
+pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let mut targets = cli.explicit_targets();
+    if !cli.scan.is_empty() {
+        let dirs = cli.scan.clone();
+        let found = tokio::task::spawn_blocking(move || crate::scan::scan(&dirs)).await?;
+        for t in found {
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+    }
+    let timeout = cli
+        .interval
+        .max(Duration::from_secs(2))
+        .min(Duration::from_secs(10));
+    let polls = targets.iter().map(|t| {
+        let t = t.clone();
+        let token = cli.token.clone();
+        async move {
+            let result = poll(&t, token, timeout).await;
+            Event::Poll { target: t, result }
+        }
+    });
+    let events = futures::future::join_all(polls).await;
+
+    let mut app = App::new(targets, cli.interval, false, now_ms());
+    for ev in events {
+        app.update(ev);
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&json_of(&app))?);
+    } else {
+        print!("{}", table(&app));
+    }
+    if app.targets.is_empty() {
+        eprintln!("fftop: no targets found");
+    }
+    Ok(exit_code(&app))
+}
+
+async fn poll(target: &Target, token: Option<String>, timeout: Duration) -> PollResult {
+    let down = |error: String| PollResult::Down {
+        error,
+        at_ms: now_ms(),
+    };
+    let client = match Client::new(target.clone(), token, timeout) {
+        Ok(c) => c,
+        Err(e) => return down(e.to_string()),
+    };
+    match tokio::time::timeout(timeout, client.status()).await {
+        Ok(Ok(status)) => PollResult::Up(Box::new(Sample {
+            status,
+            points: Vec::new(),
+            logs: None,
+            at_ms: now_ms(),
+        })),
+        Ok(Err(e)) => down(e.to_string()),
+        Err(_) => down(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// 0 when there is at least one target and every one is healthy or warming up.
+pub fn exit_code(app: &App) -> i32 {
+    if !app.targets.is_empty() && app.targets.values().all(TargetState::is_good) {
+        0
+    } else {
+        1
+    }
+}
+
+/// Control characters become `?`, so nothing in the output can move a cursor.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+const HEADINGS: [&str; 10] = [
+    "NAME", "HEALTH", "STATE", "FPS", "SPEED", "BITRATE", "FRAMES", "DROP/DUP", "UPTIME", "NOTE",
+];
+
+/// The plain table, one line per target (sorted by name), columns padded with spaces.
+pub fn table(app: &App) -> String {
+    let mut rows: Vec<[String; 10]> = vec![HEADINGS.map(String::from)];
+    for t in app.visible() {
+        let live = t.live();
+        let p = live.and_then(|s| s.progress.as_ref());
+        let note = match &t.conn {
+            Conn::Down { error, .. } => format!(
+                "{error} (last seen {})",
+                format::ago(t.last_seen_ms, app.now_ms)
+            ),
+            _ => t.problem().unwrap_or_default(),
+        };
+        rows.push([
+            clean(&t.name),
+            t.health_word().to_string(),
+            live.map_or("-", |s| s.state.as_str()).to_string(),
+            format::fps(t.fps()),
+            format::speed(t.speed()),
+            format::bitrate(p.and_then(|p| p.bitrate_kbps)),
+            format::count(p.and_then(|p| p.frame)),
+            if live.is_some() {
+                format::drop_dup(p.and_then(|p| p.drop_frames), p.and_then(|p| p.dup_frames))
+            } else {
+                "-".into()
+            },
+            live.map_or("-".into(), |s| format::duration(s.uptime_s)),
+            clean(&note),
+        ]);
+    }
+    let mut widths = [0usize; 10];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            let pad = widths[i] - c.chars().count();
+            let right = (3..=8).contains(&i);
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if right {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                if i + 1 < r.len() {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The JSON array (shape in the module docs).
+pub fn json_of(app: &App) -> Value {
+    let items = app.visible().into_iter().map(|t| {
+        let mut obj = Map::new();
+        obj.insert("target".into(), json!(t.target.to_string()));
+        obj.insert("name".into(), json!(t.name));
+        match (&t.conn, &t.status) {
+            (Conn::Up, Some(status)) => {
+                if let Ok(Value::Object(fields)) = serde_json::to_value(status) {
+                    obj.extend(fields);
+                }
+            }
+            (Conn::Down { error, .. }, _) => {
+                obj.insert("health".into(), json!("down"));
+                obj.insert("error".into(), json!(error));
+            }
+            _ => {
+                obj.insert("health".into(), json!("down"));
+                obj.insert("error".into(), json!("not polled"));
+            }
+        }
+        Value::Object(obj)
+    });
+    Value::Array(items.collect())
+}

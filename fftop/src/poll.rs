@@ -1,0 +1,268 @@
+//! One poller task per target: `/status` every interval, rate points from `/series`, log lines
+//! for the detail view, each request bounded by a timeout.
+//!
+//! A poller never blocks anything but itself: a hung or dead wrapperd costs its own task a
+//! timeout, and the screen keeps running. On (re)connect it loads the last
+//! [`HISTORY_SECONDS`](crate::app::HISTORY_SECONDS) of `/series` so the graphs are full from the
+//! first frame; afterwards it asks only for the newest seconds. A wrapperd without `/series`
+//! (older, or answering an error) gets its points accumulated locally from `/status`. After a
+//! failure the next try backs off (doubling, up to 5 s or the interval if longer), so a dead
+//! target is cheap yet recovers by itself.
+
+use std::time::Duration;
+
+use shared::api::{SeriesPoint, Status};
+use shared::client::{Client, ClientError, Target};
+use shared::timefmt::now_ms;
+use tokio::sync::{mpsc, watch};
+
+use crate::app::HISTORY_SECONDS;
+use crate::event::{Event, PollResult, Sample};
+
+/// Output lines fetched for the detail view.
+pub const LOG_LINES: usize = 60;
+
+/// How every poller behaves.
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    pub interval: Duration,
+    /// Per request.
+    pub timeout: Duration,
+    /// Bearer token for TCP targets.
+    pub token: Option<String>,
+}
+
+impl PollConfig {
+    pub fn new(interval: Duration, token: Option<String>) -> Self {
+        PollConfig {
+            interval,
+            timeout: request_timeout(interval),
+            token,
+        }
+    }
+
+    /// The wait after `failures` failed polls in a row.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let cap = self.interval.max(Duration::from_secs(5));
+        let factor = 1u32 << failures.saturating_sub(1).min(8);
+        self.interval.saturating_mul(factor).min(cap)
+    }
+}
+
+/// min(interval, 2 s), but never below 250 ms (a busy machine still gets to answer).
+pub fn request_timeout(interval: Duration) -> Duration {
+    interval
+        .min(Duration::from_secs(2))
+        .max(Duration::from_millis(250))
+}
+
+/// What a poller remembers between polls.
+#[derive(Debug, Default)]
+struct Session {
+    /// The full history was loaded since the last failure.
+    history_loaded: bool,
+    /// `/series` answered with an error status or garbage: accumulate points locally instead.
+    series_broken: bool,
+    /// Newest point time seen, wrapperd's clock.
+    last_t: Option<i64>,
+    /// When the last poll succeeded, fftop's clock.
+    last_ok_ms: Option<i64>,
+}
+
+/// Polls `target` until the task is aborted, sending each result as an [`Event::Poll`].
+/// `detail` says which target's detail view is open (that one also fetches log lines).
+pub async fn run(
+    target: Target,
+    cfg: PollConfig,
+    tx: mpsc::Sender<Event>,
+    mut detail: watch::Receiver<Option<Target>>,
+) {
+    let mut session = Session::default();
+    let mut failures = 0u32;
+    let mut client: Option<Client> = None;
+    loop {
+        let want_logs = detail.borrow_and_update().as_ref() == Some(&target);
+        let result = match &client {
+            Some(c) => poll_once(c, &mut session, want_logs, cfg.timeout).await,
+            None => match Client::new(target.clone(), cfg.token.clone(), cfg.timeout) {
+                Ok(c) => {
+                    let r = poll_once(&c, &mut session, want_logs, cfg.timeout).await;
+                    client = Some(c);
+                    r
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let wait = match result {
+            Ok(sample) => {
+                failures = 0;
+                if tx
+                    .send(Event::Poll {
+                        target: target.clone(),
+                        result: PollResult::Up(Box::new(sample)),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                cfg.interval
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                session.history_loaded = false;
+                let result = PollResult::Down {
+                    error: e.to_string(),
+                    at_ms: now_ms(),
+                };
+                if tx
+                    .send(Event::Poll {
+                        target: target.clone(),
+                        result,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                cfg.backoff(failures)
+            }
+        };
+        // Sleep, but wake at once when the detail view opens or closes, so logs show quickly.
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            changed = detail.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One round: `/status` (must succeed), then rate points and log lines (best effort).
+async fn poll_once(
+    client: &Client,
+    session: &mut Session,
+    want_logs: bool,
+    timeout: Duration,
+) -> Result<Sample, ClientError> {
+    let status = tokio::time::timeout(timeout, client.status())
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+    let at_ms = now_ms();
+
+    let mut points = Vec::new();
+    if !session.series_broken {
+        let seconds = if session.history_loaded {
+            // Enough to cover the time since the last poll, with margin.
+            let since = session
+                .last_ok_ms
+                .map_or(0, |t| (at_ms - t).max(0) as u64 / 1000);
+            (since + 3).min(HISTORY_SECONDS)
+        } else {
+            HISTORY_SECONDS
+        };
+        match tokio::time::timeout(timeout, client.series(seconds)).await {
+            Ok(Ok(series)) => {
+                points = series.points;
+                session.history_loaded = true;
+            }
+            Ok(Err(ClientError::Status { .. } | ClientError::Decode(_))) => {
+                session.series_broken = true;
+            }
+            // A slow answer this time: use the status's figures for this one point.
+            _ => {}
+        }
+    }
+    if session.series_broken {
+        points.push(local_point(&status, at_ms, session.last_t));
+    }
+    points.retain(|p| session.last_t.is_none_or(|last| p.t > last));
+    if let Some(last) = points.iter().map(|p| p.t).max() {
+        session.last_t = Some(last);
+    }
+
+    let logs = if want_logs {
+        match tokio::time::timeout(timeout, client.last_stdout(LOG_LINES)).await {
+            Ok(Ok(lines)) => Some(lines),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    session.last_ok_ms = Some(at_ms);
+    Ok(Sample {
+        status,
+        points,
+        logs,
+        at_ms,
+    })
+}
+
+/// A rate point made from a status, for a wrapperd that has no `/series`.
+fn local_point(status: &Status, at_ms: i64, last_t: Option<i64>) -> SeriesPoint {
+    let progress = status.progress.as_ref();
+    SeriesPoint {
+        t: last_t.map_or(at_ms, |l| at_ms.max(l + 1)),
+        fps: status.rates.fps.or(progress.and_then(|p| p.fps)),
+        speed: status.rates.speed.or(progress.and_then(|p| p.speed)),
+        bitrate_kbps: progress.and_then(|p| p.bitrate_kbps),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_and_backoff() {
+        assert_eq!(
+            request_timeout(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            request_timeout(Duration::from_secs(10)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            request_timeout(Duration::from_millis(50)),
+            Duration::from_millis(250)
+        );
+        let cfg = PollConfig::new(Duration::from_secs(1), None);
+        assert_eq!(cfg.backoff(1), Duration::from_secs(1));
+        assert_eq!(cfg.backoff(2), Duration::from_secs(2));
+        assert_eq!(cfg.backoff(3), Duration::from_secs(4));
+        assert_eq!(cfg.backoff(30), Duration::from_secs(5));
+        let slow = PollConfig::new(Duration::from_secs(30), None);
+        assert_eq!(slow.backoff(5), Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_reported_down_quickly() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (_dtx, drx) = watch::channel(None);
+        let target = Target::Unix("/nonexistent/fftop-test/api.sock".into());
+        let task = tokio::spawn(run(
+            target.clone(),
+            PollConfig::new(Duration::from_millis(100), None),
+            tx,
+            drx,
+        ));
+        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a poll result in time")
+            .expect("an event");
+        task.abort();
+        match ev {
+            Event::Poll {
+                target: t,
+                result: PollResult::Down { error, .. },
+            } => {
+                assert_eq!(t, target);
+                assert!(!error.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `--scan DIR`: every directory directly under `DIR` holding an `api.sock` is a target.
+//!
+//! The scanner re-reads the directories every interval and reports the whole set whenever it
+//! changes, so encodes that start appear and those that end disappear while fftop runs. Reading a
+//! directory can block (a hung network mount), so it runs on the blocking pool, one scan at a
+//! time, and never holds up the screen.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shared::client::Target;
+use tokio::sync::mpsc;
+
+use crate::event::Event;
+
+/// The targets under `dirs` right now. Unreadable directories contribute nothing.
+pub fn scan(dirs: &[PathBuf]) -> BTreeSet<Target> {
+    dirs.iter().flat_map(|d| scan_one(d)).collect()
+}
+
+fn scan_one(dir: &Path) -> Vec<Target> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path().join("api.sock"))
+        // symlink_metadata: a socket is enough; a dangling symlink named api.sock is not.
+        .filter(|sock| std::fs::symlink_metadata(sock).is_ok())
+        .map(Target::Unix)
+        .collect()
+}
+
+/// Scans `dirs` every `interval` until the receiver is gone, sending [`Event::Scan`] on changes
+/// (and once at the start, even when nothing is found).
+pub async fn run(dirs: Vec<PathBuf>, interval: Duration, tx: mpsc::Sender<Event>) {
+    let interval = interval.max(Duration::from_millis(500));
+    let mut last: Option<BTreeSet<Target>> = None;
+    loop {
+        let d = dirs.clone();
+        if let Ok(found) = tokio::task::spawn_blocking(move || scan(&d)).await {
+            if last.as_ref() != Some(&found) {
+                if tx.send(Event::Scan(found.clone())).await.is_err() {
+                    return;
+                }
+                last = Some(found);
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_directories_with_a_socket_only() {
+        let root = std::env::temp_dir().join(format!("fftop-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["cam1", "cam2", "empty"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("cam1/api.sock"), b"").unwrap();
+        std::fs::write(root.join("cam2/api.sock"), b"").unwrap();
+        std::fs::write(root.join("api.sock"), b"").unwrap(); // not under a directory
+        let found = scan(std::slice::from_ref(&root));
+        let names: Vec<String> = found.iter().map(Target::name).collect();
+        assert_eq!(names, vec!["cam1", "cam2"]);
+
+        std::fs::remove_file(root.join("cam2/api.sock")).unwrap();
+        assert_eq!(scan(std::slice::from_ref(&root)).len(), 1);
+        assert!(scan(&[root.join("missing")]).is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,182 @@
+//! Hand-made statuses and apps for the tests: fixed times, fixed numbers, so snapshots are
+//! stable.
+
+use std::time::Duration;
+
+use shared::api::{
+    Check, Counters, ExitInfo, FfmpegStatus, Health, ProgressInfo, Rates, SeriesPoint, State,
+    Status,
+};
+use shared::client::Target;
+
+use crate::app::App;
+use crate::event::{Event, PollResult, Sample};
+
+/// "Now" in every test: 2026-11-24 00:00:00 UTC.
+pub const NOW: i64 = 1_795_478_400_000;
+
+/// A status with the given health and current rates; everything else plausible and fixed.
+pub fn status(health: Health, fps: Option<f64>, speed: Option<f64>) -> Status {
+    let state = match health {
+        Health::Exited => State::Exited,
+        Health::Stopping => State::Stopping,
+        _ => State::Running,
+    };
+    let reason = match health {
+        Health::Failing => Some("fps 8.0 < 15.0 and speed 0.40x < 0.85x for 4 s".into()),
+        Health::Stalled => Some("no output for 7 s".into()),
+        Health::Exited => Some("ffmpeg exited with status 1".into()),
+        Health::Stopping => Some("stop requested".into()),
+        _ => None,
+    };
+    Status {
+        version: "0.1.0".into(),
+        state,
+        health,
+        reason,
+        pid: 1,
+        ffmpeg_pid: Some(7),
+        workdir: "/srv/enc/x".into(),
+        start_time: Some("2026-11-23T23:54:00.123Z".into()),
+        uptime_s: 363.4,
+        cmd: vec![
+            "-re".into(),
+            "-i".into(),
+            "rtmp://in/live".into(),
+            "-c:v".into(),
+            "libx264".into(),
+            "-f".into(),
+            "flv".into(),
+            "rtmp://out/live".into(),
+        ],
+        progress: Some(ProgressInfo {
+            at: "2026-11-23T23:59:59.500Z".into(),
+            frame: Some(9075),
+            fps: Some(25.0),
+            speed: Some(1.0),
+            bitrate_kbps: Some(2450.3),
+            total_size: Some(15_728_640),
+            out_time_us: Some(363_000_000),
+            dup_frames: Some(2),
+            drop_frames: Some(1),
+        }),
+        rates: Rates {
+            fps,
+            speed,
+            window_s: 10.0,
+        },
+        check: Check {
+            active: health != Health::WarmingUp,
+            base_fps: Some(25.0),
+            min_fps: Some(15.0),
+            min_speed: Some(0.85),
+            failing_for_s: if health == Health::Failing { 4.0 } else { 0.0 },
+            last_output_age_s: Some(0.4),
+        },
+        counters: Counters {
+            log_lines: 48211,
+            progress_blocks: 246,
+        },
+        exit: (health == Health::Exited).then(|| ExitInfo {
+            code: 1,
+            ffmpeg_status: FfmpegStatus::Code(1),
+            reason: "ffmpeg ended by itself".into(),
+        }),
+    }
+}
+
+/// Points every 500 ms from `from_s` to `to_s` seconds before [`NOW`], fps from `f(age_s)`.
+pub fn points(from_s: i64, to_s: i64, f: impl Fn(f64) -> f64) -> Vec<SeriesPoint> {
+    (0..)
+        .map(|i| NOW - from_s * 1000 + i * 500)
+        .take_while(|t| *t <= NOW - to_s * 1000)
+        .map(|t| {
+            let age = (NOW - t) as f64 / 1000.0;
+            let fps = f(age);
+            SeriesPoint {
+                t,
+                fps: Some(fps),
+                speed: Some(fps / 25.0),
+                bitrate_kbps: Some(2450.0),
+            }
+        })
+        .collect()
+}
+
+pub fn up(target: &Target, status: Status, pts: Vec<SeriesPoint>) -> Event {
+    Event::Poll {
+        target: target.clone(),
+        result: PollResult::Up(Box::new(Sample {
+            status,
+            points: pts,
+            logs: Some(vec![
+                ("2026-11-23 23:59:58".into(), "frame= 9050 fps= 25 q=23.0 size=15000KiB time=00:06:02.00 bitrate=2450.1kbits/s speed=   1x".into()),
+                ("2026-11-23 23:59:59".into(), "frame= 9075 fps= 25 q=23.0 size=15360KiB time=00:06:03.00 bitrate=2450.3kbits/s speed=   1x".into()),
+            ]),
+            at_ms: NOW - 500,
+        })),
+    }
+}
+
+pub fn down(target: &Target, error: &str, at_ms: i64) -> Event {
+    Event::Poll {
+        target: target.clone(),
+        result: PollResult::Down {
+            error: error.into(),
+            at_ms,
+        },
+    }
+}
+
+pub fn target(name: &str) -> Target {
+    Target::Unix(format!("/srv/enc/{name}/api.sock").into())
+}
+
+/// Five targets: ok, warming up, failing, stalled, and one that went down 42 s ago.
+pub fn sample_app(color: bool) -> App {
+    let names = [
+        "cam1-ok",
+        "cam2-warm",
+        "cam3-fail",
+        "cam4-stall",
+        "cam5-down",
+    ];
+    let targets: Vec<Target> = names.iter().map(|n| target(n)).collect();
+    let mut app = App::new(targets.clone(), Duration::from_secs(1), color, NOW);
+    app.update(up(
+        &targets[0],
+        status(Health::Ok, Some(24.9), Some(0.99)),
+        points(200, 0, |a| 25.0 - (a / 20.0).sin()),
+    ));
+    app.update(up(
+        &targets[1],
+        status(Health::WarmingUp, Some(31.2), Some(1.25)),
+        points(20, 0, |_| 31.0),
+    ));
+    app.update(up(
+        &targets[2],
+        status(Health::Failing, Some(8.0), Some(0.4)),
+        points(200, 0, |a| if a < 30.0 { 8.0 } else { 25.0 }),
+    ));
+    app.update(up(
+        &targets[3],
+        status(Health::Stalled, Some(0.0), Some(0.0)),
+        points(200, 8, |a| if a < 20.0 { 0.0 } else { 25.0 }),
+    ));
+    // cam5 answered for a while, then went down 42 s ago: a gap, not zeros.
+    app.update(up(
+        &targets[4],
+        status(Health::Ok, Some(25.0), Some(1.0)),
+        points(200, 42, |_| 25.0),
+    ));
+    app.update(down(
+        &targets[4],
+        "cannot connect: Connection refused (os error 111)",
+        NOW - 41_000,
+    ));
+    if let Some(t) = app.targets.get_mut(&targets[4]) {
+        t.last_seen_ms = Some(NOW - 42_000);
+    }
+    app.dirty = false;
+    app
+}

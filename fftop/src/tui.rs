@@ -1,0 +1,175 @@
+//! The interactive monitor: wires the terminal, the pollers, the scanner and the clock to
+//! [`App::update`] and redraws when the state says something changed.
+//!
+//! Every source runs on its own task and sends [`Event`]s into one channel; the loop applies
+//! them in order (a burst is applied at once, then drawn once). Pollers follow the target set:
+//! one is started for each new target and aborted when its target goes. The loop ends on `q`, on
+//! SIGHUP/SIGTERM/SIGINT, and when the terminal is gone (input ends or fails, stdout is no longer
+//! a terminal, a write fails), never spinning on a dead terminal.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures::StreamExt;
+use shared::client::Target;
+use shared::timefmt::now_ms;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::app::{App, Quit};
+use crate::cli::Cli;
+use crate::event::Event;
+use crate::poll::{self, PollConfig};
+use crate::{scan, term};
+
+/// Runs until the user quits; the exit code is 0 for a quit, 1 when the terminal went away.
+pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if !std::io::stdout().is_terminal() {
+        bail!("standard output is not a terminal (use --once for a plain table)");
+    }
+    let (tx, mut rx) = mpsc::channel::<Event>(1024);
+    let (detail_tx, detail_rx) = watch::channel::<Option<Target>>(None);
+    let cfg = PollConfig::new(cli.interval, cli.token.clone());
+    let mut app = App::new(cli.explicit_targets(), cli.interval, cli.color(), now_ms());
+
+    let (guard, mut terminal) = term::Guard::enter().context("cannot set up the terminal")?;
+    let mut tasks = vec![
+        tokio::spawn(read_input(tx.clone())),
+        tokio::spawn(tick(tx.clone())),
+        tokio::spawn(watch_signals(tx.clone())),
+    ];
+    if !cli.scan.is_empty() {
+        tasks.push(tokio::spawn(scan::run(
+            cli.scan.clone(),
+            cli.interval,
+            tx.clone(),
+        )));
+    }
+    let mut pollers: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
+
+    let result = loop {
+        sync_pollers(&app, &mut pollers, &cfg, &tx, &detail_rx);
+        let detail = app.detail_target().cloned();
+        detail_tx.send_if_modified(|d| {
+            let changed = *d != detail;
+            *d = detail;
+            changed
+        });
+        if app.dirty {
+            let clear = std::mem::take(&mut app.repaint);
+            if let Err(e) = term::draw(&mut terminal, &app, clear) {
+                break Err(anyhow::Error::new(e).context("cannot draw (terminal gone?)"));
+            }
+            app.dirty = false;
+        }
+        let Some(ev) = rx.recv().await else {
+            break Ok(0);
+        };
+        app.update(ev);
+        while let Ok(ev) = rx.try_recv() {
+            app.update(ev);
+        }
+        match &app.quit {
+            Some(Quit::User) => break Ok(0),
+            Some(Quit::TerminalGone(why)) => break Err(anyhow::anyhow!("{why}")),
+            None => {}
+        }
+    };
+    for h in pollers.values().chain(tasks.iter()) {
+        h.abort();
+    }
+    drop(terminal);
+    drop(guard);
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("fftop: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
+/// Starts a poller for each new target and stops those of targets that went away.
+fn sync_pollers(
+    app: &App,
+    pollers: &mut BTreeMap<Target, JoinHandle<()>>,
+    cfg: &PollConfig,
+    tx: &mpsc::Sender<Event>,
+    detail: &watch::Receiver<Option<Target>>,
+) {
+    pollers.retain(|t, h| {
+        let keep = app.targets.contains_key(t);
+        if !keep {
+            h.abort();
+        }
+        keep
+    });
+    for t in app.targets.keys() {
+        if !pollers.contains_key(t) {
+            let h = tokio::spawn(poll::run(
+                t.clone(),
+                cfg.clone(),
+                tx.clone(),
+                detail.clone(),
+            ));
+            pollers.insert(t.clone(), h);
+        }
+    }
+}
+
+/// Keys and resizes; the end or a failure of the input means the terminal is gone.
+async fn read_input(tx: mpsc::Sender<Event>) {
+    let mut input = EventStream::new();
+    loop {
+        let ev = match input.next().await {
+            Some(Ok(TermEvent::Key(k))) => Event::Key(k),
+            Some(Ok(TermEvent::Resize(w, h))) => Event::Resize(w, h),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => Event::TerminalGone(format!("cannot read the terminal: {e}")),
+            None => Event::TerminalGone("the terminal's input ended".into()),
+        };
+        let gone = matches!(ev, Event::TerminalGone(_));
+        if tx.send(ev).await.is_err() || gone {
+            return;
+        }
+    }
+}
+
+/// The clock, four times a second (the app redraws once a second at most for it). It also
+/// notices a hung-up terminal: after a hang-up, stdout is no longer a terminal.
+async fn tick(tx: mpsc::Sender<Event>) {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        let ev = if std::io::stdout().is_terminal() {
+            Event::Tick { now_ms: now_ms() }
+        } else {
+            Event::TerminalGone("the terminal is gone".into())
+        };
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// SIGHUP (the terminal or ssh session closed), SIGTERM and SIGINT end fftop cleanly.
+async fn watch_signals(tx: mpsc::Sender<Event>) {
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    let why = tokio::select! {
+        _ = hup.recv() => "hang-up (SIGHUP)",
+        _ = term.recv() => "terminated (SIGTERM)",
+        _ = int.recv() => "interrupted (SIGINT)",
+    };
+    let _ = tx.send(Event::TerminalGone(why.into())).await;
+}
