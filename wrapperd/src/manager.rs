@@ -30,7 +30,9 @@
 //!   not as advance, so ffmpeg printing only lines (no blocks, or frozen blocks) stalls too. The
 //!   stall period is measured from `max(last advance, checks start)`: what happened while warming
 //!   up never stops an encode the instant the checks begin. The stop message says "no output"
-//!   when nothing at all was printed during it, else "no progress".
+//!   when nothing at all was printed during it (output within 0.5 s after the last advance, such
+//!   as the stats line ffmpeg prints right after its block, belongs to that advance), else "no
+//!   progress".
 //! - **Health.** `stalled` (informational, more than 2 s without output or advance, measured
 //!   from ffmpeg's start when nothing came yet) is shown in every phase, warming up included, and
 //!   takes precedence over `failing`. With the checks disabled, health is `warming_up` until the
@@ -47,6 +49,9 @@ use crate::rates::{CurrentRates, RateWindow};
 
 /// How long without output or advance before health shows `stalled` (SPEC §6).
 pub const STALLED_HEALTH_AFTER: Duration = Duration::from_secs(2);
+
+/// Output this close after an advance belongs to it (see `stall_sentence`).
+const SAME_TICK: Duration = Duration::from_millis(500);
 
 /// The thresholds and delays of SPEC §5.
 #[derive(Debug, Clone, PartialEq)]
@@ -460,10 +465,12 @@ impl Manager {
         }
     }
 
-    /// "no output for 3.2 s" or "no progress for 3.2 s (...)".
+    /// "no output for 3.2 s" or "no progress for 3.2 s (...)". Output that came with the last
+    /// advance (ffmpeg prints its stats line right after the block) is the same tick: within
+    /// [`SAME_TICK`] of the stall period's start, the stall is one of silence.
     fn stall_sentence(&self, now: Instant, frozen: Duration) -> String {
         let silent = now.saturating_duration_since(self.last_output.unwrap_or(self.ffmpeg_start));
-        if silent >= frozen {
+        if silent + SAME_TICK >= frozen {
             format!("no output for {:.1} s", secs(silent))
         } else if self.last.is_some() {
             format!(
@@ -509,7 +516,7 @@ impl Manager {
             (Some(since), Some(f)) if f <= stall || now <= stall => (
                 StopReason::Failing,
                 format!(
-                    "failing for {:.1} s > {:.1} s ({})",
+                    "failing for {:.1} s (limit {:.1} s): {}",
                     secs(now.saturating_duration_since(since)),
                     secs(self.rules.max_error_time),
                     self.failing_sentence()
@@ -520,7 +527,7 @@ impl Manager {
                 (
                     StopReason::Stalled,
                     format!(
-                        "{} > {:.1} s",
+                        "{} (limit {:.1} s)",
                         self.stall_sentence(now, frozen),
                         secs(self.rules.max_stuck_time)
                     ),
@@ -768,7 +775,7 @@ mod tests {
         let n = s.m.poll(deadline);
         assert_eq!(s.stopped(), Some(StopReason::Failing));
         assert_eq!(n.len(), 1);
-        assert!(n[0].starts_with("manager stops ffmpeg (failing): failing for 3.0 s > 3.0 s"));
+        assert!(n[0].starts_with("manager stops ffmpeg (failing): failing for 3.0 s (limit 3.0 s): fps 5.0 < 15.0 and speed 0.10 < 0.85; last seen"));
         let msg = &s.m.stop().unwrap().message;
         assert!(
             msg.contains("last seen: fps 5.00, speed 0.100, frame 2, out_time 00:00:00.080"),
@@ -878,10 +885,21 @@ mod tests {
         s.poll(9.2);
         assert_eq!(s.stopped(), Some(StopReason::Stalled));
         assert!(
-            s.has("manager stops ffmpeg (stalled): no output for 4.2 s > 4.0 s; last seen:"),
+            s.has("manager stops ffmpeg (stalled): no output for 4.2 s (limit 4.0 s); last seen:"),
             "{:?}",
             s.notes
         );
+    }
+
+    #[test]
+    fn stall_by_silence_after_a_stats_line() {
+        let mut s = Sim::new(fast());
+        s.run(0.0, 5.0, 25.0, 1.0);
+        // The stats line printed just after the last block.
+        s.m.on_line(s.at(5.001));
+        s.poll(9.1);
+        assert_eq!(s.stopped(), Some(StopReason::Stalled));
+        assert!(s.has("(stalled): no output for 4.1 s"), "{:?}", s.notes);
     }
 
     #[test]
@@ -990,7 +1008,7 @@ mod tests {
         );
         s.poll(59.1);
         assert_eq!(s.stopped(), Some(StopReason::Stalled));
-        assert!(s.has("no output for 59.1 s > 4.0 s"), "{:?}", s.notes);
+        assert!(s.has("no output for 59.1 s (limit 4.0 s)"), "{:?}", s.notes);
     }
 
     #[test]
