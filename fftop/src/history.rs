@@ -95,8 +95,8 @@ impl History {
         self.last_t().map_or(now_ms, |t| t.max(now_ms))
     }
 
-    /// `n` buckets of `width_ms` each, the last one ending now: the newest value of `f` in each
-    /// bucket, `None` where the bucket holds no point (a gap).
+    /// `n` buckets of `width_ms` each, the last one ending now: the mean of `f` over each
+    /// bucket's points, `None` where the bucket holds no value (a gap).
     pub fn buckets(
         &self,
         now_ms: i64,
@@ -104,10 +104,10 @@ impl History {
         n: usize,
         f: impl Fn(&Point) -> Option<f64>,
     ) -> Vec<Option<f64>> {
-        let mut out = vec![None; n];
         if n == 0 || width_ms <= 0 {
-            return out;
+            return vec![None; n];
         }
+        let mut sums = vec![(0.0_f64, 0u32); n];
         let now = self.now(now_ms);
         let start = now - width_ms * n as i64;
         for p in self.points.iter().rev() {
@@ -115,11 +115,14 @@ impl History {
                 break;
             }
             let i = ((p.t - start - 1) / width_ms) as usize;
-            if i < n && out[i].is_none() {
-                out[i] = f(p);
+            if let (Some(slot), Some(v)) = (sums.get_mut(i), f(p)) {
+                slot.0 += v;
+                slot.1 += 1;
             }
         }
-        out
+        sums.into_iter()
+            .map(|(sum, k)| (k > 0).then(|| sum / k as f64))
+            .collect()
     }
 
     /// The points of the last `window_ms` as chart lines, x in seconds before now (negative):

@@ -30,7 +30,11 @@ pub mod tui;
 pub mod ui;
 
 #[cfg(test)]
+mod app_tests;
+#[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod ui_tests;
 
 use std::time::Duration;
 

@@ -189,3 +189,120 @@ pub fn json_of(app: &App) -> Value {
     });
     Value::Array(items.collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{fake_wrapperd, sample_app, status, target, temp_dir, up, NOW};
+    use clap::Parser;
+    use shared::api::Health;
+
+    #[test]
+    fn table_is_plain_text() {
+        let app = sample_app(false);
+        let t = table(&app);
+        assert!(!t.contains('\x1b'), "{t}");
+        assert!(t.chars().all(|c| c == '\n' || !c.is_control()));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 6);
+        assert!(lines[0].starts_with("NAME"));
+        assert!(lines[1].starts_with("cam1-ok"));
+        assert!(lines[1].contains(" ok "));
+        assert!(lines[3].contains("failing") && lines[3].contains("fps 8.0 < 15.0"));
+        assert!(lines[5].contains("down") && lines[5].contains("Connection refused"));
+        assert!(lines[5].contains("last seen 42s ago"));
+        insta::assert_snapshot!(t);
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_output() {
+        let evil = Target::Unix("/srv/\x1b[31mevil/api.sock".into());
+        let mut app = App::new(vec![evil.clone()], Duration::from_secs(1), false, NOW);
+        let mut st = status(Health::Failing, Some(1.0), Some(0.1));
+        st.reason = Some("bad\x1b]0;title\x07 reason".into());
+        app.update(up(&evil, st, vec![]));
+        let t = table(&app);
+        assert!(!t.contains('\x1b') && !t.contains('\x07'), "{t:?}");
+    }
+
+    #[test]
+    fn exit_code_is_zero_only_when_all_good() {
+        assert_eq!(exit_code(&sample_app(false)), 1);
+        let t1 = target("a");
+        let t2 = target("b");
+        let mut app = App::new(
+            vec![t1.clone(), t2.clone()],
+            Duration::from_secs(1),
+            false,
+            NOW,
+        );
+        assert_eq!(exit_code(&app), 1, "not polled yet");
+        app.update(up(&t1, status(Health::Ok, Some(25.0), Some(1.0)), vec![]));
+        app.update(up(&t2, status(Health::WarmingUp, None, None), vec![]));
+        assert_eq!(exit_code(&app), 0);
+        app.update(up(&t2, status(Health::Stalled, None, None), vec![]));
+        assert_eq!(exit_code(&app), 1);
+        let empty = App::new(vec![], Duration::from_secs(1), false, NOW);
+        assert_eq!(exit_code(&empty), 1, "no target is not healthy");
+    }
+
+    #[test]
+    fn json_is_statuses_plus_target_and_name_and_down_objects() {
+        let v = json_of(&sample_app(false));
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), 5);
+        assert_eq!(arr[0]["name"], "cam1-ok");
+        assert_eq!(arr[0]["target"], "/srv/enc/cam1-ok/api.sock");
+        assert_eq!(arr[0]["health"], "ok");
+        assert_eq!(arr[0]["rates"]["fps"], 24.9);
+        // An answering target's object is a full status.
+        let mut o = arr[2].as_object().unwrap().clone();
+        o.remove("target");
+        o.remove("name");
+        let st: shared::api::Status = serde_json::from_value(Value::Object(o)).unwrap();
+        assert_eq!(st.health, Health::Failing);
+        let down = arr[4].as_object().unwrap();
+        assert_eq!(down["health"], "down");
+        assert_eq!(down["name"], "cam5-down");
+        assert!(down["error"].as_str().unwrap().contains("refused"));
+        assert_eq!(down.len(), 4, "{down:?}");
+    }
+
+    #[tokio::test]
+    async fn once_against_live_hung_and_missing_targets() {
+        let dir = temp_dir("once");
+        let good = dir.join("good");
+        let hung = dir.join("hung");
+        std::fs::create_dir_all(&good).unwrap();
+        std::fs::create_dir_all(&hung).unwrap();
+        let s1 = fake_wrapperd(
+            good.join("api.sock"),
+            status(Health::Ok, Some(25.0), Some(1.0)),
+            false,
+        )
+        .await;
+        let s2 = fake_wrapperd(hung.join("api.sock"), status(Health::Ok, None, None), true).await;
+
+        let ok_only = Cli::try_parse_from(["fftop", "--once", good.to_str().unwrap()]).unwrap();
+        assert_eq!(run(&ok_only).await.unwrap(), 0);
+
+        let started = std::time::Instant::now();
+        let all = Cli::try_parse_from([
+            "fftop",
+            "--once",
+            "--json",
+            "--scan",
+            dir.to_str().unwrap(),
+            "/nonexistent/fftop/api.sock",
+        ])
+        .unwrap();
+        assert_eq!(run(&all).await.unwrap(), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a hung target costs one timeout, not more"
+        );
+        s1.abort();
+        s2.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

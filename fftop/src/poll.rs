@@ -266,3 +266,88 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+    use crate::testutil::{fake_wrapperd, status, temp_dir};
+    use shared::api::Health;
+
+    async fn next_poll(rx: &mut mpsc::Receiver<Event>) -> PollResult {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(Event::Poll { result, .. })) => result,
+            other => panic!("no poll result: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn loads_history_on_connect_and_logs_for_the_detail() {
+        let dir = temp_dir("poll-live");
+        let sock = dir.join("api.sock");
+        let server = fake_wrapperd(
+            sock.clone(),
+            status(Health::Ok, Some(25.0), Some(1.0)),
+            false,
+        )
+        .await;
+        let target = Target::Unix(sock);
+        let (tx, mut rx) = mpsc::channel(8);
+        let (dtx, drx) = watch::channel(None);
+        let task = tokio::spawn(run(
+            target.clone(),
+            PollConfig::new(Duration::from_millis(100), None),
+            tx,
+            drx,
+        ));
+        match next_poll(&mut rx).await {
+            PollResult::Up(s) => {
+                assert_eq!(s.status.health, Health::Ok);
+                assert_eq!(s.points.len(), 10, "history from /series on connect");
+                assert!(s.logs.is_none(), "no logs without the detail view");
+            }
+            other => panic!("{other:?}"),
+        }
+        dtx.send(Some(target.clone())).unwrap();
+        let mut got_logs = false;
+        for _ in 0..5 {
+            if let PollResult::Up(s) = next_poll(&mut rx).await {
+                if let Some(l) = s.logs {
+                    assert_eq!(
+                        l,
+                        vec![("2026-11-23 23:59:59".to_string(), "hello".to_string())]
+                    );
+                    got_logs = true;
+                    break;
+                }
+            }
+        }
+        assert!(got_logs);
+        task.abort();
+        server.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_hung_daemon_is_down_after_the_timeout() {
+        let dir = temp_dir("poll-hung");
+        let sock = dir.join("api.sock");
+        let server = fake_wrapperd(sock.clone(), status(Health::Ok, None, None), true).await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let (_dtx, drx) = watch::channel(None);
+        let started = std::time::Instant::now();
+        let task = tokio::spawn(run(
+            Target::Unix(sock),
+            PollConfig::new(Duration::from_millis(300), None),
+            tx,
+            drx,
+        ));
+        match next_poll(&mut rx).await {
+            PollResult::Down { error, .. } => assert!(error.contains("no answer"), "{error}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+        task.abort();
+        server.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

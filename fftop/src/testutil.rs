@@ -180,3 +180,71 @@ pub fn sample_app(color: bool) -> App {
     app.dirty = false;
     app
 }
+
+/// A stand-in wrapperd on a Unix socket: answers `/status`, `/series` and `/last_stdout` with
+/// fixed JSON, or, when `hang` is set, accepts connections and never answers.
+pub async fn fake_wrapperd(
+    sock: std::path::PathBuf,
+    status: Status,
+    hang: bool,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = std::fs::remove_file(&sock);
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let status = status.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if hang {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    return;
+                }
+                let line = String::from_utf8_lossy(&req);
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let body = if path.starts_with("/status") {
+                    serde_json::to_string(&status).unwrap()
+                } else if path.starts_with("/series") {
+                    let now = shared::timefmt::now_ms();
+                    let pts: Vec<SeriesPoint> = (0..10)
+                        .map(|i| SeriesPoint {
+                            t: now - 5_000 + i * 500,
+                            fps: Some(25.0),
+                            speed: Some(1.0),
+                            bitrate_kbps: Some(1000.0),
+                        })
+                        .collect();
+                    serde_json::to_string(&shared::api::Series { points: pts }).unwrap()
+                } else if path.starts_with("/last_stdout") {
+                    r#"[["2026-11-23 23:59:59","hello"]]"#.to_string()
+                } else {
+                    String::new()
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(resp.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    })
+}
+
+/// A fresh directory under the system temp dir, unique per test.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("fftop-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -168,7 +168,7 @@ impl Col {
             Col::Frames => "FRAMES",
             Col::DropDup => "DROP/DUP",
             Col::Uptime => "UPTIME",
-            Col::Graph => "FPS GRAPH",
+            Col::Graph => "FPS",
         }
     }
 
@@ -251,7 +251,7 @@ fn cell(t: &TargetState, col: Col, width: u16, app: &App) -> String {
         }
         Col::Uptime => live.map_or("-".into(), |s| format::duration(s.uptime_s)),
         Col::Graph => {
-            let bucket = sparkline_bucket_ms(app);
+            let bucket = sparkline_bucket_ms(app, width);
             sparkline(
                 &t.history
                     .buckets(app.now_ms, bucket, width as usize, fps_of),
@@ -268,9 +268,26 @@ fn speed_of(p: &Point) -> Option<f64> {
     p.speed
 }
 
-/// One sparkline bar per poll interval, at least one second.
-pub fn sparkline_bucket_ms(app: &App) -> i64 {
-    (app.interval.as_millis() as i64).max(1000)
+/// The row sparkline covers at least [`SPARKLINE_SPAN_MS`], one bar per poll interval (at least
+/// a second) where the column is wide enough, fewer wider bars (each the mean) where it is not.
+pub fn sparkline_bucket_ms(app: &App, width: u16) -> i64 {
+    let per_poll = (app.interval.as_millis() as i64).max(1000);
+    let width = i64::from(width.max(1));
+    per_poll.max((SPARKLINE_SPAN_MS + width - 1) / width)
+}
+
+/// The least time a row sparkline shows.
+pub const SPARKLINE_SPAN_MS: i64 = 120_000;
+
+/// The graph column's title: what it shows and over how long.
+fn graph_title(app: &App, width: u16) -> String {
+    let span_s = sparkline_bucket_ms(app, width) * i64::from(width) / 1000;
+    let span = if span_s % 60 == 0 {
+        format!("{}m", span_s / 60)
+    } else {
+        format::duration(span_s as f64)
+    };
+    format!("FPS {span}")
 }
 
 /// Writes `text` into `width` cells at (x, y), cut with `…` and aligned.
@@ -317,7 +334,11 @@ fn draw_list(buf: &mut Buffer, area: Rect, app: &App) {
     };
     let mut x = area.x + MARKER;
     for (col, w) in &cols {
-        put(buf, x, y, *w, col.title(), col.right_aligned(), title_style);
+        let title = match col {
+            Col::Graph => graph_title(app, *w),
+            _ => col.title().to_string(),
+        };
+        put(buf, x, y, *w, &title, col.right_aligned(), title_style);
         x += w + 1;
     }
 

@@ -1,0 +1,235 @@
+//! Snapshot tests of the drawing (ratatui `TestBackend` + insta), at 40×12, 80×24 and 200×50,
+//! with and without colour, with targets that are ok, warming up, failing, stalled and down.
+//! Text snapshots drop styles, so colour is checked on the buffer cells themselves.
+
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier};
+use ratatui::Terminal;
+
+use crate::app::{App, View};
+use crate::testutil::{sample_app, target};
+use crate::ui;
+
+fn render(app: &App, w: u16, h: u16) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| ui::draw(f, app)).unwrap();
+    term.backend().buffer().clone()
+}
+
+/// The buffer as text, one line per row, trailing blanks cut.
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let mut line = String::new();
+        for x in 0..area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Where `needle` starts on some row: (x, y).
+fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    let area = buf.area;
+    for y in 0..area.height {
+        let cells: Vec<&str> = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+        for x in 0..area.width as usize {
+            let mut s = String::new();
+            for c in &cells[x..] {
+                s.push_str(c);
+                if s.len() >= needle.len() {
+                    break;
+                }
+            }
+            if s.starts_with(needle) {
+                return Some((x as u16, y));
+            }
+        }
+    }
+    None
+}
+
+/// The cell of the health word in `name`'s row.
+fn health_cell(buf: &Buffer, name: &str, word: &str) -> (u16, u16) {
+    let (_, y) = find(buf, name).unwrap_or_else(|| panic!("{name} not drawn"));
+    let area = buf.area;
+    let row: Vec<&str> = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+    let line: String = row.concat();
+    let after_name = line.find(name).unwrap() + name.len();
+    let byte = after_name
+        + line[after_name..]
+            .find(word)
+            .expect("health word in the row");
+    // Columns are single-width here; count chars up to the byte offset.
+    let x = line[..byte].chars().count() as u16;
+    (x, y)
+}
+
+fn detail_app(color: bool, name: &str) -> App {
+    let mut app = sample_app(color);
+    app.selected = Some(target(name));
+    app.view = View::Detail;
+    app
+}
+
+#[test]
+fn list_80x24_no_color() {
+    insta::assert_snapshot!(text(&render(&sample_app(false), 80, 24)));
+}
+
+#[test]
+fn list_40x12() {
+    insta::assert_snapshot!(text(&render(&sample_app(false), 40, 12)));
+}
+
+#[test]
+fn list_200x50() {
+    insta::assert_snapshot!(text(&render(&sample_app(true), 200, 50)));
+}
+
+#[test]
+fn detail_80x24() {
+    insta::assert_snapshot!(text(&render(&detail_app(false, "cam3-fail"), 80, 24)));
+}
+
+#[test]
+fn detail_of_down_target_80x24() {
+    insta::assert_snapshot!(text(&render(&detail_app(false, "cam5-down"), 80, 24)));
+}
+
+#[test]
+fn detail_40x12() {
+    insta::assert_snapshot!(text(&render(&detail_app(false, "cam1-ok"), 40, 12)));
+}
+
+#[test]
+fn detail_200x50() {
+    insta::assert_snapshot!(text(&render(&detail_app(true, "cam4-stall"), 200, 50)));
+}
+
+#[test]
+fn help_80x24() {
+    let mut app = sample_app(false);
+    app.help = true;
+    insta::assert_snapshot!(text(&render(&app, 80, 24)));
+}
+
+#[test]
+fn too_small_says_what_it_needs() {
+    let t = text(&render(&sample_app(false), 30, 8));
+    assert!(t.contains("needs 40×10"), "{t}");
+    assert!(t.contains("now 30×8"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn text_is_the_same_with_and_without_colour() {
+    for (w, h) in [(40, 12), (80, 24), (200, 50)] {
+        assert_eq!(
+            text(&render(&sample_app(true), w, h)),
+            text(&render(&sample_app(false), w, h)),
+            "{w}x{h}"
+        );
+    }
+}
+
+#[test]
+fn every_health_is_a_word_at_every_size() {
+    for (w, h) in [(40, 12), (80, 24), (200, 50)] {
+        let t = text(&render(&sample_app(false), w, h));
+        for word in ["ok", "warming_up", "failing", "stalled", "down"] {
+            assert!(t.contains(word), "{word} missing at {w}x{h}:\n{t}");
+        }
+    }
+}
+
+#[test]
+fn health_cells_are_coloured() {
+    let buf = render(&sample_app(true), 80, 24);
+    for (name, word, fg) in [
+        ("cam1-ok", "ok", Color::Green),
+        ("cam2-warm", "warming_up", Color::Cyan),
+        ("cam3-fail", "failing", Color::Red),
+        ("cam4-stall", "stalled", Color::Magenta),
+        ("cam5-down", "down", Color::Red),
+    ] {
+        let (x, y) = health_cell(&buf, name, word);
+        assert_eq!(buf[(x, y)].fg, fg, "{name}");
+    }
+    let (x, y) = health_cell(&buf, "cam5-down", "down");
+    assert!(buf[(x, y)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn no_colour_means_no_colour_at_all() {
+    for view in [View::List, View::Detail] {
+        let mut app = sample_app(false);
+        app.view = view;
+        app.help = view == View::List;
+        let buf = render(&app, 200, 50);
+        for cell in buf.content() {
+            assert_eq!(cell.fg, Color::Reset, "{view:?} {cell:?}");
+            assert_eq!(cell.bg, Color::Reset, "{view:?} {cell:?}");
+        }
+        // Trouble still stands out: bad words are bold.
+        let (x, y) = health_cell(&render(&sample_app(false), 80, 24), "cam3-fail", "failing");
+        assert!(render(&sample_app(false), 80, 24)[(x, y)]
+            .modifier
+            .contains(Modifier::BOLD));
+    }
+}
+
+#[test]
+fn selected_row_is_marked_in_text() {
+    let t = text(&render(&sample_app(false), 80, 24));
+    assert!(t.lines().any(|l| l.starts_with("> cam1-ok")), "{t}");
+}
+
+#[test]
+fn columns_drop_by_priority() {
+    use crate::ui::{columns, Col};
+    let names = |w| columns(w).iter().map(|(c, _)| *c).collect::<Vec<_>>();
+    assert_eq!(
+        names(40),
+        vec![Col::Name, Col::Health, Col::Fps, Col::Speed, Col::Uptime]
+    );
+    assert_eq!(
+        names(39),
+        vec![Col::Name, Col::Health, Col::Fps, Col::Speed]
+    );
+    let at80 = names(80);
+    assert_eq!(at80.len(), 9, "everything fits in 80 columns: {at80:?}");
+    for w in [40u16, 50, 60, 70, 80, 120, 200] {
+        let total: u16 = columns(w).iter().map(|(_, cw)| cw + 1).sum::<u16>() + 1;
+        assert!(total <= w, "{w}: {total}");
+    }
+    assert!(!names(60).contains(&Col::Frames));
+}
+
+#[test]
+fn down_target_shows_gap_not_zeros() {
+    let buf = render(&sample_app(false), 80, 24);
+    let (_, y) = find(&buf, "cam5-down").unwrap();
+    let row: String = (0..80).map(|x| buf[(x, y)].symbol()).collect();
+    assert!(row.contains("seen 42s ago"), "{row}");
+    // The newest bars of its sparkline (the last 40 s) are blank, not the lowest bar.
+    let graph_end = row.trim_end_matches(' ');
+    assert!(!graph_end.ends_with('▁'), "{row}");
+    assert!(row.contains('█'), "{row}");
+}
+
+#[test]
+fn many_targets_scroll_to_keep_the_selection_visible() {
+    use crate::event::Event;
+    use std::collections::BTreeSet;
+    let mut app = sample_app(false);
+    let found: BTreeSet<_> = (0..30).map(|i| target(&format!("z{i:02}"))).collect();
+    app.update(Event::Scan(found));
+    app.selected = Some(target("z29"));
+    let t = text(&render(&app, 80, 24));
+    assert!(t.contains("> z29"), "{t}");
+}
