@@ -77,6 +77,14 @@ pub fn ago(then_ms: Option<i64>, now_ms: i64) -> String {
     }
 }
 
+/// When a target last answered: `seen 12s ago`, `never seen`.
+pub fn seen(then_ms: Option<i64>, now_ms: i64) -> String {
+    match then_ms {
+        Some(_) => format!("seen {}", ago(then_ms, now_ms)),
+        None => "never seen".into(),
+    }
+}
+
 /// Cuts `s` to at most `width` characters, ending with `…` when cut.
 pub fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -120,6 +128,8 @@ mod tests {
         assert_eq!(duration(2.0 * 86_400.0 + 3.0 * 3600.0), "2d03h");
         assert_eq!(ago(Some(1_000), 13_500), "12s ago");
         assert_eq!(ago(None, 1), "never");
+        assert_eq!(seen(Some(1_000), 13_500), "seen 12s ago");
+        assert_eq!(seen(None, 1), "never seen");
     }
 
     #[test]

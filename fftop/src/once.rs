@@ -110,10 +110,9 @@ pub fn table(app: &App) -> String {
         let live = t.live();
         let p = live.and_then(|s| s.progress.as_ref());
         let note = match &t.conn {
-            Conn::Down { error, .. } => format!(
-                "{error} (last seen {})",
-                format::ago(t.last_seen_ms, app.now_ms)
-            ),
+            Conn::Down { error, .. } => {
+                format!("{error} ({})", format::seen(t.last_seen_ms, app.now_ms))
+            }
             _ => t.problem().unwrap_or_default(),
         };
         rows.push([
@@ -210,7 +209,7 @@ mod tests {
         assert!(lines[1].contains(" ok "));
         assert!(lines[3].contains("failing") && lines[3].contains("fps 8.0 < 15.0"));
         assert!(lines[5].contains("down") && lines[5].contains("Connection refused"));
-        assert!(lines[5].contains("last seen 42s ago"));
+        assert!(lines[5].contains("seen 42s ago"));
         insta::assert_snapshot!(t);
     }
 

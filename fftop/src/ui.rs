@@ -438,8 +438,8 @@ fn draw_row(
     // For a down target, the numeric columns become one note: when it was last seen, and why.
     let down_note = match &t.conn {
         Conn::Down { error, .. } => Some(format!(
-            "seen {} · {error}",
-            format::ago(t.last_seen_ms, app.now_ms)
+            "{} · {error}",
+            format::seen(t.last_seen_ms, app.now_ms)
         )),
         _ => None,
     };
@@ -491,8 +491,8 @@ fn message_line(t: &TargetState, app: &App) -> Line<'static> {
     ];
     match &t.conn {
         Conn::Down { error, .. } => spans.push(Span::raw(format!(
-            ": last seen {}: {error}",
-            format::ago(t.last_seen_ms, app.now_ms)
+            ", {}: {error}",
+            format::seen(t.last_seen_ms, app.now_ms)
         ))),
         _ => match t.problem() {
             Some(reason) => spans.push(Span::raw(format!(": {reason}"))),
@@ -653,8 +653,8 @@ fn info_lines(t: &TargetState, app: &App, height: u16) -> Vec<Line<'static>> {
         (Conn::Down { error, .. }, _) => Line::from(vec![
             Span::styled("down", health_style("down", color)),
             Span::raw(format!(
-                " last seen {}: {error}",
-                format::ago(t.last_seen_ms, app.now_ms)
+                ", {}: {error}",
+                format::seen(t.last_seen_ms, app.now_ms)
             )),
         ]),
         (_, Some(s)) => {

@@ -233,3 +233,13 @@ fn many_targets_scroll_to_keep_the_selection_visible() {
     let t = text(&render(&app, 80, 24));
     assert!(t.contains("> z29"), "{t}");
 }
+
+#[test]
+fn selected_down_row_stays_readable_in_colour() {
+    let mut app = sample_app(true);
+    app.selected = Some(target("cam5-down"));
+    let buf = render(&app, 80, 24);
+    let (x, y) = find(&buf, "seen 42s ago").unwrap();
+    let cell = &buf[(x, y)];
+    assert_ne!(cell.fg, cell.bg, "text must not vanish into the highlight");
+}
