@@ -455,15 +455,13 @@ fn draw_row(
                         .map(|(_, w)| w + 1)
                         .sum::<u16>()
                         - 1;
-                    put(
-                        buf,
-                        x,
-                        y,
-                        span,
-                        note,
-                        false,
-                        row_style.patch(dim(app.color)),
-                    );
+                    // Dim, except on the selected row (grey on grey would vanish).
+                    let style = if row_style == Style::new() {
+                        dim(app.color)
+                    } else {
+                        row_style
+                    };
+                    put(buf, x, y, span, note, false, style);
                     note_written = true;
                 }
                 x += w + 1;
