@@ -417,7 +417,7 @@ pub fn rotated_lines(logs: &Path, name: &str) -> Vec<String> {
             files.push((n, e.path()));
         }
     }
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files
         .iter()
         .flat_map(|(_, p)| {

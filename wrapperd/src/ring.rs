@@ -215,7 +215,10 @@ mod tests {
             assert!(l.starts_with(&format!("line number {i} ")), "{l}");
         }
         let stored: usize = r.frozen.iter().map(|c| c.len()).sum::<usize>() + r.open.len();
-        assert!(stored <= cap + CHUNK_LINES, "old chunks are freed: {stored} lines stored");
+        assert!(
+            stored <= cap + CHUNK_LINES,
+            "old chunks are freed: {stored} lines stored"
+        );
     }
 
     #[test]
@@ -225,7 +228,7 @@ mod tests {
         for i in 0..100 {
             r.push(i, &long);
         }
-        assert_eq!(lines(&r.snapshot(0)), [long.clone()]);
+        assert_eq!(lines(&r.snapshot(0)), std::slice::from_ref(&long));
         assert!(r.frozen.len() <= 1);
     }
 

@@ -37,28 +37,7 @@ use crate::manager::Stop;
 use crate::signals::{self, Event, Signals};
 use crate::state::Shared;
 use crate::workdir::{WorkDir, WorkdirError};
-use crate::{logging, output};
-
-/// TEMPORARY: stands in for crate::api until its `start` lands.
-mod api {
-    use crate::state::Shared;
-    use std::sync::Arc;
-    #[derive(Debug, thiserror::Error)]
-    #[error("api")]
-    pub struct ApiError;
-    pub struct Api {
-        pub tcp_addr: Option<std::net::SocketAddr>,
-    }
-    impl Api {
-        pub async fn shutdown(self) {}
-    }
-    pub async fn start(
-        _s: Arc<Shared>,
-        _t: tokio_util::sync::CancellationToken,
-    ) -> Result<Api, ApiError> {
-        Ok(Api { tcp_addr: None })
-    }
-}
+use crate::{api, logging, output};
 
 /// What stops wrapperd before ffmpeg starts: exit status 2, with this one line.
 #[derive(Debug, thiserror::Error)]
