@@ -308,7 +308,11 @@ fn draw_list(buf: &mut Buffer, area: Rect, app: &App) {
         format!(" fftop {} ", shared::VERSION),
         header_style(color),
     )];
-    spans.push(Span::raw(format!(" {} targets", app.targets.len())));
+    let n = app.targets.len();
+    spans.push(Span::raw(format!(
+        " {n} target{}",
+        if n == 1 { "" } else { "s" }
+    )));
     for (word, n) in app.summary() {
         spans.push(Span::raw(format!(" {n} ")));
         spans.push(Span::styled(word, health_style(word, color)));
