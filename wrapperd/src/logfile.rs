@@ -1291,6 +1291,37 @@ mod tests {
     }
 
     #[test]
+    fn sink_is_clone_send_sync_and_pushable_from_many_threads() {
+        fn assert_traits<T: Clone + Send + Sync + fmt::Debug>() {}
+        assert_traits::<LogSink>();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let sink = LogSink::open(spec(&path, size(4096), 10_000)).unwrap();
+        std::thread::scope(|s| {
+            for k in 0..4 {
+                let sink = sink.clone();
+                s.spawn(move || {
+                    for i in 0..10_000 {
+                        sink.push(now_ms(), &format!("thread {k} {i:05}"));
+                    }
+                });
+            }
+        });
+        drop(sink.clone());
+        sink.close();
+        let lines = all_lines(&path);
+        assert_eq!(lines.len(), 40_000);
+        for k in 0..4 {
+            let mine: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("thread {k} ")))
+                .collect();
+            let expect: Vec<String> = (0..10_000).map(|i| format!("thread {k} {i:05}")).collect();
+            assert!(mine.iter().zip(&expect).all(|(a, b)| *a == b) && mine.len() == 10_000);
+        }
+    }
+
+    #[test]
     fn two_million_lines_all_arrive() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.log");
