@@ -408,6 +408,10 @@ fn child_gets_default_signal_dispositions_and_empty_mask_even_under_nohup() {
         .log("ffmpeg.log")
         .contains("ready")));
     let ffmpeg = d.ffmpeg_pid();
+    // After the script's exec of sleep: what sleep got is what ffmpeg would get.
+    assert!(wait_until(Duration::from_secs(10), || proc_status(ffmpeg)
+        .get("Name")
+        .is_some_and(|n| n == "sleep")));
     let st = proc_status(ffmpeg);
     assert_eq!(st["SigIgn"], "0000000000000000", "{st:?}");
     assert_eq!(st["SigBlk"], "0000000000000000", "{st:?}");

@@ -63,17 +63,27 @@ pub fn unblock_all() {
 /// In the forked child, before exec: every disposition back to default and an empty mask.
 /// Only async-signal-safe calls (`sigaction`, `sigprocmask`).
 pub fn reset_for_child() -> std::io::Result<()> {
-    let dfl = signal::SigAction::new(
-        signal::SigHandler::SigDfl,
-        signal::SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in Signal::iterator() {
-        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+    // Every signal number, real-time ones included: SIG_IGN is the one disposition that
+    // survives exec, and a parent may have ignored any of them. glibc's sigaction refuses the
+    // two real-time signals it reserves for itself, so the kernel is asked directly.
+    // The kernel's struct sigaction starts with the handler (0 = SIG_DFL), then flags and the
+    // mask (and, on some architectures, a restorer): all zero is SIG_DFL with no flags.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL is always sound.
-        unsafe { signal::sigaction(sig, &dfl) }.map_err(std::io::Error::from)?;
+        // SAFETY: a raw rt_sigaction installing SIG_DFL; async-signal-safe. Errors (an invalid
+        // number) are ignored.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
     }
     signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(std::io::Error::from)
