@@ -117,19 +117,31 @@ fn five_second_encode_logs_every_stats_update_and_parses_progress() {
 
 #[test]
 fn sigterm_during_mp4_encode_leaves_a_playable_file_and_exits_0() {
-    for extra in [&[][..], &["-nostdin"][..]] {
+    // SIGTERM; SIGTERM with the user's own -nostdin; SIGINT to the whole process group, as a
+    // terminal's Ctrl-C sends it.
+    for (extra, group_sigint) in [
+        (&[][..], false),
+        (&["-nostdin"][..], false),
+        (&[][..], true),
+    ] {
         let wd = Wd::new();
         let out = wd.file("out.mp4");
-        let mut d = wd
+        let mut w = wd
             .wrapperd()
             .args(["-hide_banner"])
             .args(extra)
             .args(["-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
             .args(["-c:v", "libx264", "-preset", "ultrafast", "-y"])
-            .args([&out])
-            .spawn();
+            .args([&out]);
+        use std::os::unix::process::CommandExt;
+        w.cmd.process_group(0);
+        let mut d = w.spawn();
         d.wait_api_or_progress(&wd, 10);
-        d.signal(Signal::SIGTERM);
+        if group_sigint {
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(d.pid()), Signal::SIGINT).unwrap();
+        } else {
+            d.signal(Signal::SIGTERM);
+        }
         let st = d.wait(T);
         assert_eq!(
             st.code(),
