@@ -99,7 +99,7 @@ pub struct LogError {
 }
 
 /// Most bytes waiting for the writer; lines that do not fit any more are dropped (and counted).
-pub const PENDING_CAP: usize = 128 << 20;
+pub const PENDING_CAP: usize = 256 << 20;
 
 /// How often the writer checks that the path still names its open file.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
