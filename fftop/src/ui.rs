@@ -539,7 +539,10 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .set_line(title_a.x, title_a.y, &title, title_a.width);
 
     // Info.
-    frame.render_widget(Paragraph::new(info_lines(t, app, info_h)), info_a);
+    frame.render_widget(
+        Paragraph::new(info_lines(t, app, info_a.width, info_h)),
+        info_a,
+    );
 
     // Charts.
     let check = t.status.as_ref().map(|s| &s.check);
@@ -598,7 +601,7 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .set_line(keys_a.x, keys_a.y, &keys, keys_a.width);
 }
 
-fn info_lines(t: &TargetState, app: &App, height: u16) -> Vec<Line<'static>> {
+fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'static>> {
     let color = app.color;
     let label = |s: &str| Span::styled(s.to_string(), dim(color));
     let st = t.status.as_ref();
@@ -674,9 +677,11 @@ fn info_lines(t: &TargetState, app: &App, height: u16) -> Vec<Line<'static>> {
         }
         _ => Line::from(label("connecting…")),
     };
+    // A command too long for the line ends with `…`, so a cut one never passes for whole.
+    let cmd = st.map_or(String::from("-"), |s| s.cmd.join(" "));
     let cmd = Line::from(vec![
         label("cmd "),
-        Span::raw(st.map_or(String::from("-"), |s| s.cmd.join(" "))),
+        Span::raw(format::fit(&cmd, usize::from(width.saturating_sub(4)))),
     ]);
     if height >= 4 {
         vec![rates, counts, why, cmd]

@@ -243,3 +243,23 @@ fn selected_down_row_stays_readable_in_colour() {
     let cell = &buf[(x, y)];
     assert_ne!(cell.fg, cell.bg, "text must not vanish into the highlight");
 }
+
+#[test]
+fn a_command_too_long_for_the_line_ends_with_an_ellipsis() {
+    let mut app = detail_app(false, "cam1-ok");
+    let st = app
+        .targets
+        .get_mut(&target("cam1-ok"))
+        .unwrap()
+        .status
+        .as_mut()
+        .unwrap();
+    st.cmd = vec!["-i".into(), "x".repeat(200), "-f".into(), "null".into()];
+    let screen = text(&render(&app, 80, 24));
+    let line = screen
+        .lines()
+        .find(|l| l.starts_with("cmd "))
+        .unwrap_or_else(|| panic!("no cmd line:\n{screen}"));
+    assert_eq!(line.chars().count(), 80, "{line}");
+    assert!(line.ends_with("xx…"), "{line}");
+}
