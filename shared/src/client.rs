@@ -35,6 +35,12 @@ impl Target {
         if looks_like_addr && !path.exists() {
             return Target::Tcp(format!("http://{s}"));
         }
+        // A path that does not exist yet is a work directory whose wrapperd has not started,
+        // unless it is named like a socket.
+        let is_socket_name = path.extension().is_some_and(|e| e == "sock");
+        if !path.exists() && !is_socket_name {
+            return Target::Unix(path.join("api.sock"));
+        }
         Target::Unix(path.to_path_buf())
     }
 
