@@ -7,7 +7,9 @@
 //! handler turns whatever warp itself might still reject into the same plain one-line answers.
 //!
 //! The filter is served through hyper's HTTP/1 connection builder rather than `warp::serve`,
-//! which has no knobs for untrusted clients. Each listener limits its open connections, each
+//! which has no knobs for untrusted clients. Each listener limits its open connections (when
+//! full, or out of descriptors, it closes the least recently active connection that has no
+//! request in progress, so a flood of idle connections cannot lock new clients out), each
 //! connection has a header read timeout (which also closes idle keep-alive connections), a
 //! bounded read buffer (larger request heads get `431`), at most 64 headers, and a write-stall
 //! timeout (a client that stops reading its answer is dropped). Every connection is its own
@@ -47,9 +49,10 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -58,7 +61,6 @@ use shared::timefmt;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use warp::http::header::{self, HeaderMap, HeaderValue};
@@ -87,7 +89,8 @@ struct Limits {
     header_read: Duration,
     /// A connection whose answer cannot be written for this long is dropped.
     write_stall: Duration,
-    /// Open connections per listener; more wait in the listen backlog.
+    /// Open connections per listener; a new one beyond this closes the least recently active
+    /// connection that has no request in progress.
     connections: usize,
     /// The read buffer, so the largest request head (hyper's minimum is 8 KiB).
     max_buf: usize,
@@ -149,7 +152,7 @@ async fn start_with(
         None => None,
         Some(port) => {
             let addr = SocketAddr::new(config.http_host, port);
-            let listener = TcpListener::bind(addr).await.map_err(|e| ApiError::Tcp {
+            let listener = bind_tcp(addr).map_err(|e| ApiError::Tcp {
                 addr,
                 reason: io_reason(&e),
             })?;
@@ -228,6 +231,19 @@ struct Ctx {
 /// Identifies the socket file we created, so we never remove someone else's.
 type FileId = (u64, u64);
 
+/// Binds TCP with a listen backlog of 1024 (std's 128 overflows in a burst of connections, and
+/// every SYN dropped then costs its client a one-second retransmit).
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Binds the socket under a temporary name, sets its mode and renames it into place, so
 /// `api.sock` never exists with another mode and a leftover one is replaced atomically.
 fn bind_unix(path: &Path) -> io::Result<(UnixListener, FileId)> {
@@ -294,36 +310,115 @@ impl Listen for UnixListener {
     }
 }
 
+/// What the accept loop knows of one open connection, to choose which one to close when the
+/// listener is full.
+struct ConnState {
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last byte read or written (or of the accept).
+    last_active_ms: AtomicU64,
+    /// Requests whose answer is not completely handed to hyper yet.
+    in_flight: AtomicUsize,
+    /// A write is waiting for the client to read.
+    write_pending: AtomicBool,
+    done: AtomicBool,
+}
+
+impl ConnState {
+    fn new(epoch: Instant) -> Self {
+        let s = ConnState {
+            epoch,
+            last_active_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            write_pending: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+        };
+        s.touch();
+        s
+    }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Idle: no request being answered and no answer waiting to be written.
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0 && !self.write_pending.load(Ordering::Relaxed)
+    }
+}
+
+/// An open connection, as the accept loop holds it.
+struct Live {
+    state: Arc<ConnState>,
+    evict: CancellationToken,
+}
+
+/// Closes the least recently active idle connection; false when every one is busy.
+fn evict_one(live: &mut Vec<Live>) -> bool {
+    let oldest = live
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.state.idle())
+        .min_by_key(|(_, c)| c.state.last_active_ms.load(Ordering::Relaxed))
+        .map(|(i, _)| i);
+    match oldest {
+        Some(i) => {
+            live.swap_remove(i).evict.cancel();
+            true
+        }
+        None => false,
+    }
+}
+
 /// Accepts until `stop`, one task per connection, then lets them finish for `limits.drain`.
+///
+/// Every connection is accepted at once: leaving new ones in the listen backlog while
+/// `limits.connections` are open would let a flood of idle connections lock every new client
+/// out until the header read timeout frees slots (with 5 000 held open: minutes). When the
+/// listener is full, or accepting fails for lack of descriptors, the least recently active
+/// connection without a request in progress is closed instead; if every connection is busy
+/// answering, the new one is closed.
 async fn serve<L: Listen>(listener: L, ctx: Arc<Ctx>, stop: CancellationToken, limits: Limits) {
     let filter = routes(ctx);
-    let slots = Arc::new(Semaphore::new(limits.connections));
+    let epoch = Instant::now();
+    let mut live: Vec<Live> = Vec::new();
     let mut conns = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
             a = listener.accept() => a,
         };
         while conns.try_join_next().is_some() {}
+        live.retain(|c| !c.state.done.load(Ordering::Relaxed));
         match accepted {
             Ok(io) => {
+                if live.len() >= limits.connections && !evict_one(&mut live) {
+                    tracing::debug!(
+                        "API: {} connections all busy, closing a new one",
+                        live.len()
+                    );
+                    continue;
+                }
+                let state = Arc::new(ConnState::new(epoch));
+                let evict = CancellationToken::new();
+                live.push(Live {
+                    state: state.clone(),
+                    evict: evict.clone(),
+                });
                 let filter = filter.clone();
                 let stop = stop.clone();
                 conns.spawn(async move {
-                    serve_connection(io, filter, stop, limits).await;
-                    drop(permit);
+                    serve_connection(io, filter, stop, evict, state.clone(), limits).await;
+                    state.done.store(true, Ordering::Relaxed);
                 });
             }
             Err(e) if is_connection_error(&e) => {}
             Err(e) => {
-                // Out of file descriptors, most likely: wait for some to be closed.
+                // Out of file descriptors, most likely: free one, or wait for some to be closed.
+                if evict_one(&mut live) {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 tracing::warn!("API accept failed: {}", io_reason(&e));
                 tokio::select! {
                     () = stop.cancelled() => break,
@@ -352,12 +447,18 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection<I, F>(io: I, filter: F, stop: CancellationToken, limits: Limits)
-where
+async fn serve_connection<I, F>(
+    io: I,
+    filter: F,
+    stop: CancellationToken,
+    evict: CancellationToken,
+    state: Arc<ConnState>,
+    limits: Limits,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
-    let io = TokioIo::new(StallGuard::new(io, limits.write_stall));
+    let io = TokioIo::new(StallGuard::new(io, limits.write_stall, state.clone()));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -365,11 +466,25 @@ where
         .max_buf_size(limits.max_buf)
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    let svc = TowerToHyperService::new(warp::service(filter));
+    let inner = TowerToHyperService::new(warp::service(filter));
+    // Counts the request as in progress until hyper has taken the whole answer.
+    let svc = hyper::service::service_fn(move |req| {
+        let busy = Busy::start(state.clone());
+        let answer = hyper::service::Service::call(&inner, req);
+        async move {
+            let resp = answer.await?;
+            Ok::<_, Infallible>(resp.map(|body| Tracked {
+                body: Box::pin(body),
+                _busy: busy,
+            }))
+        }
+    });
     let conn = builder.serve_connection(io, svc);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        // Closed to make room for a new connection: drop it at once.
+        () = evict.cancelled() => return,
         () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
@@ -380,20 +495,68 @@ where
     }
 }
 
+/// A request in progress on a connection, until dropped.
+struct Busy(Arc<ConnState>);
+
+impl Busy {
+    fn start(state: Arc<ConnState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(state)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// An answer's body that keeps its request counted as in progress until hyper drops it.
+struct Tracked<B> {
+    body: Pin<Box<B>>,
+    _busy: Busy,
+}
+
+impl<B: hyper::body::Body> hyper::body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        self.body.as_mut().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Fails writes (and flushes) that stay pending longer than `limit`: a client that stops reading
 /// its answer is dropped instead of holding a task and its buffers forever.
+///
+/// It also keeps the connection's [`ConnState`] up to date: the time of its last activity, and
+/// whether a write is waiting for the client.
 struct StallGuard<T> {
     io: T,
     limit: Duration,
     stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+    state: Arc<ConnState>,
 }
 
 impl<T> StallGuard<T> {
-    fn new(io: T, limit: Duration) -> Self {
+    fn new(io: T, limit: Duration, state: Arc<ConnState>) -> Self {
         StallGuard {
             io,
             limit,
             stalled_since: None,
+            state,
         }
     }
 
@@ -401,9 +564,12 @@ impl<T> StallGuard<T> {
         match r {
             Poll::Ready(r) => {
                 self.stalled_since = None;
+                self.state.write_pending.store(false, Ordering::Relaxed);
+                self.state.touch();
                 Poll::Ready(r)
             }
             Poll::Pending => {
+                self.state.write_pending.store(true, Ordering::Relaxed);
                 let limit = self.limit;
                 let sleep = self
                     .stalled_since
@@ -426,7 +592,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.touch();
+        }
+        r
     }
 }
 
@@ -1630,6 +1801,33 @@ mod tests {
         let parsed: Vec<(String, String)> = serde_json::from_slice(&json).unwrap();
         assert_eq!(parsed.len(), 100_000);
         assert_eq!(parsed[7].1, snap.iter().nth(7).unwrap().1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_full_listener_closes_its_oldest_idle_connection_for_a_new_client() {
+        let limits = Limits {
+            connections: 4,
+            ..Limits::default()
+        };
+        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits).await;
+        let addr = f.api.tcp_addr.unwrap();
+        // Twenty silent connections on each listener: five times the limit.
+        let mut held_unix = Vec::new();
+        let mut held_tcp = Vec::new();
+        for _ in 0..20 {
+            held_unix.push(std::os::unix::net::UnixStream::connect(&f.api.socket_path).unwrap());
+            held_tcp.push(std::net::TcpStream::connect(addr).unwrap());
+        }
+        let t = Instant::now();
+        ok(&f.unix(), "/status").await;
+        ok(&f.tcp(None), "/status").await;
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // The oldest silent connection was closed to make room.
+        held_unix[0]
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(held_unix[0].read_to_end(&mut buf).unwrap(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread")]
