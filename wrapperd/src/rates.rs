@@ -103,6 +103,11 @@ impl RateWindow {
                 self.history.pop_front();
             }
         }
+        // A burst of blocks (thousands within one window) grows the history; give that memory
+        // back once the window has moved past it, instead of keeping the peak for ever.
+        if self.history.capacity() > 256 && self.history.len() * 4 < self.history.capacity() {
+            self.history.shrink_to(self.history.len() * 2);
+        }
         self.last = CurrentRates {
             fps: self.rate(&s, |x| x.frame.map(|f| f as f64)),
             speed: self.rate(&s, |x| x.out_time_us.map(|t| t as f64 / 1e6)),
@@ -150,6 +155,23 @@ mod tests {
 
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() < 1e-6)
+    }
+
+    #[test]
+    fn a_burst_of_blocks_gives_its_memory_back_once_the_window_moves_on() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(secs(10.0));
+        for i in 0..20_000u64 {
+            w.push(t0 + secs(i as f64 * 1e-5), &block(Some(i), Some(i as f64)));
+        }
+        assert!(w.history.capacity() >= 20_000);
+        for k in 1..=30u64 {
+            let f = 20_000 + k * 12;
+            w.push(t0 + secs(k as f64 * 0.5), &block(Some(f), Some(f as f64)));
+        }
+        assert!(w.history.len() <= 22, "{}", w.history.len());
+        assert!(w.history.capacity() <= 512, "{}", w.history.capacity());
+        assert!(close(w.current().fps, 24.0));
     }
 
     #[test]
