@@ -18,13 +18,47 @@ use crate::config::Config;
 use crate::manager::{Manager, Rules};
 use crate::ring::{Ring, Snapshot};
 
-/// The current rates at one progress block, for `/series`.
+/// The current rates at one progress block, for `/series`. 32 bytes (a `None` is stored as NaN)
+/// rather than 56 with `Option<f64>`s: one is kept per block held, 100 000 by default.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub t_ms: i64,
-    pub fps: Option<f64>,
-    pub speed: Option<f64>,
-    pub bitrate_kbps: Option<f64>,
+    fps: f64,
+    speed: f64,
+    bitrate_kbps: f64,
+}
+
+impl Sample {
+    pub fn new(
+        t_ms: i64,
+        fps: Option<f64>,
+        speed: Option<f64>,
+        bitrate_kbps: Option<f64>,
+    ) -> Sample {
+        let pack = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        Sample {
+            t_ms,
+            fps: pack(fps),
+            speed: pack(speed),
+            bitrate_kbps: pack(bitrate_kbps),
+        }
+    }
+
+    fn unpack(v: f64) -> Option<f64> {
+        (!v.is_nan()).then_some(v)
+    }
+
+    pub fn fps(&self) -> Option<f64> {
+        Self::unpack(self.fps)
+    }
+
+    pub fn speed(&self) -> Option<f64> {
+        Self::unpack(self.speed)
+    }
+
+    pub fn bitrate_kbps(&self) -> Option<f64> {
+        Self::unpack(self.bitrate_kbps)
+    }
 }
 
 /// Everything behind the lock.
@@ -114,12 +148,20 @@ impl Shared {
         let g = &mut *g;
         g.blocks.push(unix_ms, &block.text);
         let (rates, notes) = g.manager.on_block(now, &block.progress);
-        g.samples.push_back(Sample {
-            t_ms: unix_ms,
-            fps: rates.fps,
-            speed: rates.speed,
-            bitrate_kbps: block.progress.bitrate_kbps,
-        });
+        if g.samples.len() == g.samples.capacity() {
+            // Grow to the ring's size at most: a doubling past it would leave up to half unused.
+            let cap = (g.samples.len() * 2)
+                .max(64)
+                .min(self.config.progress_buffer_len.saturating_add(1));
+            let more = cap.saturating_sub(g.samples.len()).max(1);
+            g.samples.reserve_exact(more);
+        }
+        g.samples.push_back(Sample::new(
+            unix_ms,
+            rates.fps,
+            rates.speed,
+            block.progress.bitrate_kbps,
+        ));
         while g.samples.len() > g.blocks.len() {
             g.samples.pop_front();
         }
@@ -145,9 +187,9 @@ impl Shared {
             .range(from..)
             .map(|s| SeriesPoint {
                 t: s.t_ms,
-                fps: s.fps,
-                speed: s.speed,
-                bitrate_kbps: s.bitrate_kbps,
+                fps: s.fps(),
+                speed: s.speed(),
+                bitrate_kbps: s.bitrate_kbps(),
             })
             .collect();
         Series { points }
