@@ -99,12 +99,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<i32, SetupError> {
     let wd = WorkDir::acquire(&config.workdir)?;
+    // The ~25 configuration files (a new inode each) are written on another thread while the
+    // logs, the API and the FIFO are set up; joined before ffmpeg starts, so a failure is still
+    // a configuration error.
+    let config_files = {
+        let (dir, values) = (wd.status_dir(), config.effective_values());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for (key, value) in values {
+                crate::workdir::write_atomic(&dir.join(key), value.as_bytes())?;
+            }
+            Ok(())
+        })
+    };
     let logs = open_logs(&config, &wd)?;
     if let Some((_, wrapperd_log)) = &logs {
         logging::attach_file(wrapperd_log.clone());
     }
-    wd.write_config(&config)
-        .map_err(SetupError::io("write", &wd.status_dir()))?;
     let cmd: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -140,6 +150,11 @@ pub async fn run(
         .map_err(SetupError::io("open the FIFO", &fifo))?;
     let mut signals = Signals::new().map_err(SetupError::io("listen for signals in", wd.root()))?;
     become_subreaper();
+    config_files
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(SetupError::io("write", &wd.status_dir()))?;
 
     let started = Instant::now();
     let mut child = match spawn_ffmpeg(&config, &fifo, &args) {
