@@ -205,6 +205,16 @@ fn fmt_out_time(us: Option<i64>) -> String {
     }
 }
 
+/// "a < b" with `decimals` decimals, or more (up to 4) where fewer would print them equal:
+/// "fps 15.0 < 15.0" reads as a bug, "fps 14.99 < 15.01" does not.
+fn below(a: f64, b: f64, decimals: usize) -> String {
+    let mut d = decimals;
+    while d < 4 && format!("{a:.d$}") == format!("{b:.d$}") {
+        d += 1;
+    }
+    format!("{a:.d$} < {b:.d$}")
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -453,11 +463,11 @@ impl Manager {
     fn failing_sentence(&self) -> String {
         let speed = match (self.rates.speed, self.min_speed) {
             (Some(s), _) if s <= 0.0 => "speed 0".to_string(),
-            (Some(s), Some(m)) => format!("speed {s:.2} < {m:.2}"),
+            (Some(s), Some(m)) => format!("speed {}", below(s, m, 2)),
             _ => "speed N/A".to_string(),
         };
         match (self.rates.fps, self.min_fps) {
-            (Some(f), Some(m)) => format!("fps {f:.1} < {m:.1} and {speed}"),
+            (Some(f), Some(m)) => format!("fps {} and {speed}", below(f, m, 1)),
             _ if self.last.is_some_and(|p| p.frame.is_none()) => {
                 format!("{speed} (no frame count)")
             }
@@ -670,6 +680,13 @@ mod tests {
         fn stopped(&self) -> Option<StopReason> {
             self.m.stop().map(|s| s.reason)
         }
+    }
+
+    #[test]
+    fn below_tells_close_values_apart() {
+        assert_eq!(below(5.0, 15.0, 1), "5.0 < 15.0");
+        assert_eq!(below(14.996, 15.012, 1), "15.00 < 15.01");
+        assert_eq!(below(0.849, 0.85, 2), "0.849 < 0.850");
     }
 
     #[test]
