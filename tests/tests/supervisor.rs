@@ -373,6 +373,9 @@ fn as_pid_1_orphans_are_reaped_and_sigterm_stops_gracefully() {
             .and_then(|s| s.split_whitespace().last().map(String::from)),
         Some("1".into())
     );
+    assert!(wait_until(Duration::from_secs(10), || wd
+        .status_file("PID")
+        .is_some()));
     assert_eq!(wd.status_file("PID").as_deref(), Some("1"));
     assert!(wait_until(Duration::from_secs(10), || wd
         .log("ffmpeg.log")
@@ -528,7 +531,25 @@ fn busy_work_directory_is_refused_and_the_owner_is_undisturbed() {
     let child = wd.script("long.sh", "echo ready\nwhile :; do sleep 0.05; done");
     let mut owner = wd.wrapperd().child(&child).spawn();
     owner.ffmpeg_pid();
-    let before = fs::read_dir(wd.path.join("status")).unwrap().count();
+    owner.wait_api();
+    // The owner's files, once it has written them all (hidden .tmp files come and go).
+    let names = || {
+        let mut v: Vec<String> = fs::read_dir(wd.path.join("status"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(wait_until(Duration::from_secs(10), || {
+        let n = names();
+        ["START_TIME", "STATE", "HEALTH", "status.json"]
+            .iter()
+            .all(|k| n.iter().any(|x| x == k))
+    }));
+    let before = names();
     let o = wd.wrapperd().child(&child).output(T);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
@@ -541,10 +562,7 @@ fn busy_work_directory_is_refused_and_the_owner_is_undisturbed() {
     );
     assert!(owner.is_running());
     assert_eq!(wd.status_file("PID").unwrap(), owner.pid().to_string());
-    assert_eq!(
-        fs::read_dir(wd.path.join("status")).unwrap().count(),
-        before
-    );
+    assert_eq!(names(), before);
     owner.wait_api();
 }
 
