@@ -79,6 +79,25 @@ impl LineSplitter {
     }
 }
 
+/// The next chunk from a pipe; `None` at EOF or on an error (logged).
+async fn read_chunk(
+    pipe: &mut (impl AsyncRead + Unpin),
+    buf: &mut [u8],
+    what: &str,
+) -> Option<usize> {
+    loop {
+        match pipe.read(buf).await {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!("reading ffmpeg's {what} failed: {e}");
+                return None;
+            }
+        }
+    }
+}
+
 /// Reads ffmpeg's stdout or stderr until EOF, into the ring and the log file.
 pub async fn read_lines(
     mut pipe: impl AsyncRead + Unpin,
@@ -88,14 +107,8 @@ pub async fn read_lines(
     let mut buf = vec![0u8; READ_BUF];
     let mut splitter = LineSplitter::new();
     loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                tracing::warn!("reading ffmpeg's output failed: {e}");
-                break;
-            }
+        let Some(n) = read_chunk(&mut pipe, &mut buf, "output").await else {
+            break;
         };
         let (ms, now) = (timefmt::now_ms(), Instant::now());
         let mut g = shared.lock();
@@ -142,14 +155,8 @@ pub async fn read_progress(
         }
     };
     loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                tracing::warn!("reading ffmpeg's progress failed: {e}");
-                break;
-            }
+        let Some(n) = read_chunk(&mut pipe, &mut buf, "progress").await else {
+            break;
         };
         splitter.feed(&buf[..n], |l| {
             lines.push(String::from_utf8_lossy(l).into_owned())

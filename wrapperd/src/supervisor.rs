@@ -170,16 +170,14 @@ pub async fn run(
                 config.ffmpeg_bin.to_string_lossy()
             );
             drop(progress_hold);
-            return Ok(finish(
+            return Ok(Parts {
                 shared,
                 api,
                 tracker,
                 token,
                 logs,
-                code,
-                FfmpegStatus::NotStarted,
-                reason,
-            )
+            }
+            .finish(code, FfmpegStatus::NotStarted, reason)
             .await);
         }
     };
@@ -317,16 +315,14 @@ pub async fn run(
         _ => FfmpegStatus::Code(-1),
     };
     let (code, reason) = judge(&config, stop.as_ref(), killed, ffmpeg_status);
-    Ok(finish(
+    Ok(Parts {
         shared,
         api,
         tracker,
         token,
         logs,
-        code,
-        ffmpeg_status,
-        reason,
-    )
+    }
+    .finish(code, ffmpeg_status, reason)
     .await)
 }
 
@@ -373,39 +369,40 @@ fn judge(
     }
 }
 
-/// Records the exit, stops the API and every task, writes the reason as the last line of
-/// wrapperd.log and flushes the log files.
-#[allow(clippy::too_many_arguments)]
-async fn finish(
+/// What a run holds until its end: the state, the API, the tasks and the log files.
+struct Parts {
     shared: Arc<Shared>,
     api: api::Api,
     tracker: TaskTracker,
     token: CancellationToken,
     logs: Option<(LogSink, LogSink)>,
-    code: i32,
-    ffmpeg_status: FfmpegStatus,
-    reason: String,
-) -> i32 {
-    shared.set_exit(ExitInfo {
-        code,
-        ffmpeg_status,
-        reason: reason.clone(),
-    });
-    token.cancel();
-    api.shutdown().await;
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
-    let _ = reap(Pid::from_raw(-1));
-    tracing::info!("exit {code}: {reason}");
-    if let Some((f, w)) = logs {
-        tokio::task::spawn_blocking(move || {
-            f.close();
-            w.close();
-        })
-        .await
-        .ok();
+}
+
+impl Parts {
+    /// Records the exit, stops the API and every task, writes the reason as the last line of
+    /// wrapperd.log and flushes the log files.
+    async fn finish(self, code: i32, ffmpeg_status: FfmpegStatus, reason: String) -> i32 {
+        self.shared.set_exit(ExitInfo {
+            code,
+            ffmpeg_status,
+            reason: reason.clone(),
+        });
+        self.token.cancel();
+        self.api.shutdown().await;
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.tracker.wait()).await;
+        let _ = reap(Pid::from_raw(-1));
+        tracing::info!("exit {code}: {reason}");
+        if let Some((f, w)) = self.logs {
+            tokio::task::spawn_blocking(move || {
+                f.close();
+                w.close();
+            })
+            .await
+            .ok();
+        }
+        code
     }
-    code
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {
