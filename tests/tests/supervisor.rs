@@ -723,3 +723,65 @@ fn status_files_hold_config_and_runtime_keys() {
     assert_eq!(wd.status_file("STATE").unwrap(), "exited");
     assert!(!wd.path.join("api.sock").exists(), "socket removed at exit");
 }
+
+#[test]
+fn ffmpeg_gets_progress_first_then_the_arguments_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let wd = Wd::new();
+    let log = wd.file("args.log");
+    let user: Vec<&OsStr> = vec![
+        OsStr::new("exit"),
+        OsStr::new("code=0"),
+        OsStr::new("a b  c"),
+        OsStr::new("\"q\" 'q' =x= \\"),
+        OsStr::new("ünï ✓"),
+        OsStr::from_bytes(b"raw \xff\xfe bytes"),
+        OsStr::new(""),
+    ];
+    let o = wd
+        .wrapperd()
+        .fake()
+        .env("FAKE_FFMPEG_ARGS_LOG", &log)
+        .args(&user)
+        .output(T);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let raw = fs::read(&log).unwrap();
+    let got: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    let fifo = wd.path.join("pipes/progress");
+    let mut want: Vec<&[u8]> = vec![b"-progress", fifo.as_os_str().as_bytes()];
+    want.extend(user.iter().map(|a| a.as_bytes()));
+    want.push(b""); // after the last NUL
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_input_reading_stdin_gets_wrapperds_stdin() {
+    let wd = Wd::new();
+    // Ten 16x16 gray frames on wrapperd's stdin, read by ffmpeg through `-i -`.
+    let frames = wd.file("frames.raw");
+    fs::write(&frames, vec![128u8; 16 * 16 * 10]).unwrap();
+    let mut w = wd.wrapperd().args([
+        "-hide_banner",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "gray",
+        "-s",
+        "16x16",
+        "-i",
+        "-",
+        "-f",
+        "null",
+        "-",
+    ]);
+    w.cmd.stdin(fs::File::open(&frames).unwrap());
+    let o = w.output(T);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let status = wd.status_json().unwrap();
+    assert_eq!(
+        status["progress"]["frame"], 10,
+        "ffmpeg read every frame from stdin"
+    );
+    assert_eq!(status["exit"]["ffmpeg_status"], 0);
+}
