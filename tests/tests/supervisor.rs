@@ -9,6 +9,18 @@ use tests::*;
 
 const T: Duration = Duration::from_secs(60);
 
+/// A real ffmpeg run of a tenth of a second.
+const SHORT_ENCODE: &[&str] = &[
+    "-hide_banner",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc=d=0.1",
+    "-f",
+    "null",
+    "-",
+];
+
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -638,19 +650,7 @@ fn days_rotation_rotates_an_old_file_after_restart() {
 fn a_recent_file_is_appended_to_on_restart() {
     let wd = Wd::new();
     for _ in 0..2 {
-        let o = wd
-            .wrapperd()
-            .args([
-                "-hide_banner",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=d=0.1",
-                "-f",
-                "null",
-                "-",
-            ])
-            .output(T);
+        let o = wd.wrapperd().args(SHORT_ENCODE).output(T);
         assert_eq!(o.status.code(), Some(1));
     }
     assert!(!wd.path.join("logs/ffmpeg.log.1").exists());
@@ -663,16 +663,7 @@ fn no_file_log_writes_no_files() {
     let o = wd
         .wrapperd()
         .env("NO_FILE_LOG", "1")
-        .args([
-            "-hide_banner",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=d=0.1",
-            "-f",
-            "null",
-            "-",
-        ])
+        .args(SHORT_ENCODE)
         .output(T);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
@@ -693,16 +684,7 @@ fn status_files_hold_config_and_runtime_keys() {
     let o = wd
         .wrapperd()
         .env("ENCODING_MIN_SPEED", "0.5")
-        .args([
-            "-hide_banner",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=d=0.1",
-            "-f",
-            "null",
-            "-",
-        ])
+        .args(SHORT_ENCODE)
         .output(T);
     assert_eq!(o.status.code(), Some(1));
     for v in CONFIG_VARS {
