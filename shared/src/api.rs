@@ -246,4 +246,29 @@ mod tests {
             );
         }
     }
+
+    /// The thresholds in `/status` are what the manager compares against, so a client must read
+    /// back the very number wrapperd wrote. serde_json's default parser can be one ulp off
+    /// (15.995527677427319 came back as 15.99552767742732); the workspace enables
+    /// `float_roundtrip`, and this pins it.
+    #[test]
+    fn thresholds_round_trip_bit_for_bit() {
+        for x in [
+            15.995527677427319_f64,
+            25.99552767742732 - 10.0,
+            0.1 + 0.2,
+            1e-300,
+            f64::MAX,
+        ] {
+            let c = Rates {
+                fps: Some(x),
+                speed: Some(x / 3.0),
+                window_s: x,
+            };
+            let j = serde_json::to_string(&c).unwrap();
+            let back: Rates = serde_json::from_str(&j).unwrap();
+            assert_eq!(back.fps.map(f64::to_bits), Some(x.to_bits()), "{j}");
+            assert_eq!(back.speed.map(f64::to_bits), Some((x / 3.0).to_bits()), "{j}");
+        }
+    }
 }
