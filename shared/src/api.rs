@@ -268,7 +268,11 @@ mod tests {
             let j = serde_json::to_string(&c).unwrap();
             let back: Rates = serde_json::from_str(&j).unwrap();
             assert_eq!(back.fps.map(f64::to_bits), Some(x.to_bits()), "{j}");
-            assert_eq!(back.speed.map(f64::to_bits), Some((x / 3.0).to_bits()), "{j}");
+            assert_eq!(
+                back.speed.map(f64::to_bits),
+                Some((x / 3.0).to_bits()),
+                "{j}"
+            );
         }
     }
 }
