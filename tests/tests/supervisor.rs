@@ -250,22 +250,29 @@ fn sighup_is_not_passed_on_and_rotates() {
     );
 }
 
-#[test]
-fn child_ignoring_sigint_is_killed_after_stop_timeout() {
-    let wd = Wd::new();
+/// wrapperd running a child that ignores SIGINT, with the given `STOP_TIMEOUT`; returns once
+/// the child has set its trap (it says `ready`), with the child's pid.
+fn spawn_stubborn_child(wd: &Wd, stop_timeout: &str) -> (Daemon, i32) {
     let child = wd.script(
         "stubborn.sh",
         "trap '' INT\necho ready\nwhile :; do sleep 0.05; done",
     );
-    let mut d = wd
+    let d = wd
         .wrapperd()
         .child(&child)
-        .env("STOP_TIMEOUT", "0.5")
+        .env("STOP_TIMEOUT", stop_timeout)
         .spawn();
-    let ffmpeg = d.ffmpeg_pid();
+    let pid = d.ffmpeg_pid();
     assert!(wait_until(Duration::from_secs(10), || wd
         .log("ffmpeg.log")
         .contains("ready")));
+    (d, pid)
+}
+
+#[test]
+fn child_ignoring_sigint_is_killed_after_stop_timeout() {
+    let wd = Wd::new();
+    let (mut d, ffmpeg) = spawn_stubborn_child(&wd, "0.5");
     let t0 = Instant::now();
     d.signal(Signal::SIGTERM);
     let st = d.wait(T);
@@ -284,19 +291,7 @@ fn child_ignoring_sigint_is_killed_after_stop_timeout() {
 #[test]
 fn second_stop_signal_kills_at_once() {
     let wd = Wd::new();
-    let child = wd.script(
-        "stubborn.sh",
-        "trap '' INT\necho ready\nwhile :; do sleep 0.05; done",
-    );
-    let mut d = wd
-        .wrapperd()
-        .child(&child)
-        .env("STOP_TIMEOUT", "30")
-        .spawn();
-    d.ffmpeg_pid();
-    assert!(wait_until(Duration::from_secs(10), || wd
-        .log("ffmpeg.log")
-        .contains("ready")));
+    let (mut d, _) = spawn_stubborn_child(&wd, "30");
     d.signal(Signal::SIGTERM);
     assert!(wait_until(Duration::from_secs(5), || wd
         .status_file("STATE")

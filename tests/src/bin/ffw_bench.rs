@@ -96,6 +96,15 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[rank.clamp(1, s.len()) - 1]
 }
 
+/// `label: x, y, z (median m)`, every figure with `digits` decimals.
+fn median_line(label: &str, v: &[f64], digits: usize) -> String {
+    format!(
+        "{label}: {} (median {:.digits$})",
+        fmt_list(v, digits),
+        median(v)
+    )
+}
+
 fn fmt_list(v: &[f64], digits: usize) -> String {
     v.iter()
         .map(|x| format!("{x:.digits$}"))
@@ -686,16 +695,8 @@ fn m1_overhead(c: &Ctx, rep: &mut Report) {
             args.join(" ")
         ),
         vec![
-            format!(
-                "bare wall s: {} (median {:.3})",
-                fmt_list(&bare, 3),
-                median(&bare)
-            ),
-            format!(
-                "wrapped wall s: {} (median {:.3})",
-                fmt_list(&wrapped, 3),
-                median(&wrapped)
-            ),
+            median_line("bare wall s", &bare, 3),
+            median_line("wrapped wall s", &wrapped, 3),
             format!("ratios: {}", fmt_list(&ratios, 3)),
         ],
     );
@@ -1111,16 +1112,8 @@ fn m4_throughput(c: &Ctx, rep: &mut Report) {
             script.join(" ")
         ),
         vec![
-            format!(
-                "wrapperd wall s: {} (median {:.3})",
-                fmt_list(&wr, 3),
-                median(&wr)
-            ),
-            format!(
-                "cat wall s: {} (median {:.3})",
-                fmt_list(&ct, 3),
-                median(&ct)
-            ),
+            median_line("wrapperd wall s", &wr, 3),
+            median_line("cat wall s", &ct, 3),
             format!("ratios: {}", fmt_list(&ratios, 2)),
             format!(
                 "lines in ffmpeg.log* per run: {:?}; in the cat file: {cat_lines}",
@@ -1269,16 +1262,8 @@ fn m5_startup(c: &Ctx, rep: &mut Report) {
          the cost of one spawn and of the child's start cancelled out. `-> api.sock answers` \
          is raw, from the spawn (it includes the bench's spawn of wrapperd and one connection).",
         vec![
-            format!(
-                "spawn wrapperd -> child's stamp ms: {} (median {:.2})",
-                fmt_list(&exec, 2),
-                median(&exec)
-            ),
-            format!(
-                "spawn the child directly -> its stamp ms: {} (median {:.2})",
-                fmt_list(&direct, 2),
-                median(&direct)
-            ),
+            median_line("spawn wrapperd -> child's stamp ms", &exec, 2),
+            median_line("spawn the child directly -> its stamp ms", &direct, 2),
             format!(
                 "per-pair difference ms: {} (median {e:.2})",
                 fmt_list(&diff, 2)
