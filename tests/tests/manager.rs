@@ -46,7 +46,8 @@ struct Seen {
     /// Health first `failing` / `stalled`.
     failing: Option<Instant>,
     stalled: Option<Instant>,
-    /// `/healthz` first answered 503, with its body.
+    /// `/healthz` first answered 503 for a reason other than `exited` (ffmpeg gone, wrapperd
+    /// about to exit, a 503 the contract gives every run at its end), with its body.
     first_503: Option<(Instant, String)>,
     /// `/healthz` answered 200 (after the checks became active).
     ok_200: usize,
@@ -128,7 +129,7 @@ impl Watch {
             }
         }
         if let Ok(a) = self.rt.block_on(self.client.get("/healthz")) {
-            if a.status == 503 {
+            if a.status == 503 && !a.body.starts_with("exited") {
                 s.first_503 = s.first_503.take().or(Some((now, a.body)));
             } else if s.last_running.as_ref().is_some_and(|st| st.check.active) {
                 s.ok_200 += 1;
