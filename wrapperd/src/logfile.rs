@@ -1231,7 +1231,9 @@ mod tests {
                 kept += 1;
             }
         }
-        assert!(text.lines().last().unwrap().contains("lines dropped"));
+        // Where the gap falls depends on when the writer thread first ran: usually the tail is
+        // dropped (the notice is the last line), but a writer scheduled late takes the buffer
+        // after most lines were already dropped, and the last lines are kept after the notice.
         assert_eq!(reported, dropped);
         assert_eq!(kept + dropped, total);
         assert_eq!(next, total);
