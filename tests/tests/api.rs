@@ -810,6 +810,8 @@ fn tcp_needs_the_token_except_healthz_and_the_socket_needs_none() {
     let addr: SocketAddr = addr.trim().parse().unwrap();
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
     assert_ne!(addr.port(), 0);
+    // The variables' files are in place once ffmpeg has started (the API may answer earlier).
+    d.ffmpeg_pid();
     assert_eq!(wd.status_file("HTTP_HOST").as_deref(), Some("127.0.0.1"));
     assert!(!wd.status_file("API_TOKEN").unwrap().contains(token));
 
