@@ -98,6 +98,22 @@ impl Wd {
         fs::read_to_string(self.path.join("status").join(key)).ok()
     }
 
+    /// The API's TCP address from `status/HTTP_ADDR`, waiting for it: it is written just after
+    /// the listeners are bound, so the socket may answer a moment before it exists.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        let mut addr = None;
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                addr = self
+                    .status_file("HTTP_ADDR")
+                    .and_then(|a| a.trim().parse().ok());
+                addr.is_some()
+            }),
+            "no TCP address in status/HTTP_ADDR"
+        );
+        addr.unwrap()
+    }
+
     pub fn status_json(&self) -> Option<serde_json::Value> {
         serde_json::from_str(&self.status_file("status.json")?).ok()
     }

@@ -6,7 +6,6 @@
 //! (and the wait is for `check.last_output_age_s` to show that nothing arrives any more).
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -801,13 +800,15 @@ fn tcp_needs_the_token_except_healthz_and_the_socket_needs_none() {
         .args(&args)
         .spawn();
     d.wait_api();
-    // The actual address; HTTP_HOST defaults to 127.0.0.1.
-    let mut addr = String::new();
-    assert!(wait_until(Duration::from_secs(10), || {
-        addr = wd.status_file("HTTP_ADDR").unwrap_or_default();
-        !addr.trim().is_empty()
-    }));
-    let addr: SocketAddr = addr.trim().parse().unwrap();
+    // The actual address, recorded before the first request is answered; HTTP_HOST defaults to
+    // 127.0.0.1.
+    let addr: std::net::SocketAddr = wd
+        .status_file("HTTP_ADDR")
+        .expect("status/HTTP_ADDR written before the API answered")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(addr, wd.http_addr());
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
     assert_ne!(addr.port(), 0);
     // The variables' files are in place once ffmpeg has started (the API may answer earlier).
@@ -938,17 +939,12 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
     wait_status(&a, Duration::from_secs(20), "A encodes", |s| {
         s.counters.progress_blocks >= 2
     });
-    let mut addr = String::new();
-    assert!(wait_until(Duration::from_secs(10), || {
-        addr = a_wd.status_file("HTTP_ADDR").unwrap_or_default();
-        !addr.trim().is_empty()
-    }));
-    let a_tcp = format!("http://{}", addr.trim());
+    let tcp_addr = a_wd.http_addr();
+    let a_tcp = format!("http://{tcp_addr}");
     let tcp_client =
         || Client::new(Target::Tcp(a_tcp.clone()), None, Duration::from_secs(10)).unwrap();
 
     // Connections that send nothing (and one that sends half a request line), held open.
-    let tcp_addr: SocketAddr = addr.trim().parse().unwrap();
     let mut silent: Vec<Box<dyn std::any::Any>> = Vec::new();
     for _ in 0..5 {
         silent.push(Box::new(

@@ -731,7 +731,7 @@ impl Target {
             .spawn();
         d.wait_api();
         let pid = d.pid();
-        let addr: SocketAddr = wd.status_file("HTTP_ADDR").unwrap().trim().parse().unwrap();
+        let addr = wd.http_addr();
         let sock = wd.path.join("api.sock");
         let mut t = Target {
             _wd: wd,

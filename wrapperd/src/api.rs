@@ -135,16 +135,23 @@ pub struct Api {
 
 /// Serves the API on `WORKDIR/api.sock` (mode 0660, replacing a leftover socket) and, when
 /// `config.http_port` is set, on TCP `http_host:http_port`. Returns once both listeners are
-/// bound, with the actual TCP address (for status/HTTP_ADDR, also when HTTP_PORT=0) and a
-/// handle. Cancelling `shutdown` stops accepting and drains like [`Api::shutdown`].
-pub async fn start(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<Api, ApiError> {
-    start_with(shared, shutdown, Limits::default()).await
+/// bound, with the actual TCP address (also when HTTP_PORT=0) and a handle. `bound` is called
+/// with the socket path and that address after binding and before the first request is
+/// accepted, so what it records (status/API_SOCKET, status/HTTP_ADDR) is there for any client
+/// that got an answer. Cancelling `shutdown` stops accepting and drains like [`Api::shutdown`].
+pub async fn start(
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    bound: impl FnOnce(&Path, Option<SocketAddr>),
+) -> Result<Api, ApiError> {
+    start_with(shared, shutdown, Limits::default(), bound).await
 }
 
 async fn start_with(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     limits: Limits,
+    bound: impl FnOnce(&Path, Option<SocketAddr>),
 ) -> Result<Api, ApiError> {
     let config = &shared.config;
     // TCP first: it is the one likely to fail, and then no socket is left behind.
@@ -168,6 +175,7 @@ async fn start_with(
         path: socket_path.clone(),
         reason: io_reason(&e),
     })?;
+    bound(&socket_path, tcp.as_ref().map(|(_, local)| *local));
 
     let stop = shutdown.child_token();
     let token = config.api_token.as_ref().map(|t| t.as_bytes().to_vec());
@@ -1160,7 +1168,7 @@ mod tests {
         async fn with_limits(vars: &[(&str, &str)], limits: Limits) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
             let shared = Arc::new(Shared::new(config(&dir, vars), args()));
-            let api = start_with(shared.clone(), CancellationToken::new(), limits)
+            let api = start_with(shared.clone(), CancellationToken::new(), limits, |_, _| {})
                 .await
                 .unwrap();
             Fixture {
@@ -1694,8 +1702,14 @@ mod tests {
         let leftover = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         drop(leftover);
         let shared = Arc::new(Shared::new(config(&dir, &[]), args()));
-        let api = start(shared, CancellationToken::new()).await.unwrap();
+        let mut told = None;
+        let api = start(shared, CancellationToken::new(), |p, tcp| {
+            told = Some((p.to_path_buf(), tcp));
+        })
+        .await
+        .unwrap();
         assert_eq!(api.socket_path, sock);
+        assert_eq!(told, Some((sock.clone(), None)), "bound() was told where");
         let meta = std::fs::symlink_metadata(&sock).unwrap();
         use std::os::unix::fs::FileTypeExt;
         assert!(meta.file_type().is_socket());
@@ -1714,7 +1728,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shared = Arc::new(Shared::new(config(&dir, &[]), args()));
         let token = CancellationToken::new();
-        let api = start(shared, token.clone()).await.unwrap();
+        let api = start(shared, token.clone(), |_, _| {}).await.unwrap();
         token.cancel();
         let t = Instant::now();
         while api.socket_path.exists() && t.elapsed() < Duration::from_secs(5) {
@@ -1736,7 +1750,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let port = addr.port().to_string();
         let shared = Arc::new(Shared::new(config(&dir, &[("HTTP_PORT", &port)]), args()));
-        let e = start(shared, CancellationToken::new()).await.unwrap_err();
+        let e = start(shared, CancellationToken::new(), |_, _| {
+            panic!("bound() called although binding failed")
+        })
+        .await
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("cannot listen on 127.0.0.1:{port}: address already in use")
@@ -1747,7 +1765,9 @@ mod tests {
             config(&dir, &[("WORKDIR", "/nonexistent/dir")]),
             args(),
         ));
-        let e = start(shared, CancellationToken::new()).await.unwrap_err();
+        let e = start(shared, CancellationToken::new(), |_, _| {})
+            .await
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "cannot listen on /nonexistent/dir/api.sock: no such file or directory"

@@ -130,12 +130,11 @@ pub async fn run(
 
     wd.clear_socket()
         .map_err(SetupError::io("replace", &wd.socket_path()))?;
-    let api = api::start(shared.clone(), token.clone()).await?;
-    let _ = wd.write_status("API_SOCKET", &wd.socket_path().display().to_string());
-    let _ = wd.write_status(
-        "HTTP_ADDR",
-        &api.tcp_addr.map(|a| a.to_string()).unwrap_or_default(),
-    );
+    let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
+        let _ = wd.write_status("API_SOCKET", &socket.display().to_string());
+        let _ = wd.write_status("HTTP_ADDR", &tcp.map(|a| a.to_string()).unwrap_or_default());
+    })
+    .await?;
 
     let fifo = wd
         .make_fifo()
