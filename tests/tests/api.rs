@@ -688,7 +688,7 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
     let fast = [
         ("MANAGER_START_DELAY", "0"),
         ("ENCODING_CHECK_START_DELAY", "0.5"),
-        ("ENCODING_MAX_STDOUT_STUCK_TIME", "5"),
+        ("ENCODING_MAX_STDOUT_STUCK_TIME", "8"),
         ("STOP_TIMEOUT", "1"),
     ];
     // ffmpeg 5 with a hung input: nothing at all; ffmpeg 7: blocks that do not advance.
@@ -705,7 +705,7 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
         .envs(&fast)
         .args(["block-interval=0.2", "run", "secs=1", "freeze", "secs=60"])
         .spawn();
-    // 25 fps for 2 s (base fps 25: min fps 15), then 5 fps at speed 0.2.
+    // 25 fps for 5 s (base fps 25: min fps 15), then 5 fps at speed 0.2.
     let failing = failing_wd
         .wrapperd()
         .fake()
@@ -717,7 +717,7 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
         .args([
             "block-interval=0.2",
             "run",
-            "secs=2",
+            "secs=5",
             "run",
             "fps=5",
             "secs=60",
@@ -748,7 +748,7 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
     });
     assert_eq!(text(&failing, "/healthz"), "ok");
 
-    // 503 stalled (after 2 s), while ffmpeg still runs: before the manager's stop at 5 s.
+    // 503 stalled (after 2 s), while ffmpeg still runs: before the manager's stop at 8 s.
     for (d, want) in [
         (&silent, "stalled: no output for "),
         (&frozen, "stalled: no progress for "),
@@ -778,7 +778,9 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
     }
     let st = failing.status();
     assert!(st.check.active && st.check.failing_for_s > 0.0, "{st:?}");
-    assert_eq!(st.check.base_fps.map(f64::round), Some(25.0), "{st:?}");
+    // 25 fps measured between block arrivals 0.2–0.4 s apart: scheduling moves it a little.
+    let base = st.check.base_fps.unwrap();
+    assert!((20.0..=30.0).contains(&base), "{st:?}");
 
     // The stalls are stopped by the manager (exit 1); /healthz said so until the end.
     for (d, wd) in [(&mut silent, &silent_wd), (&mut frozen, &frozen_wd)] {
@@ -923,7 +925,13 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
     args.extend(["-vf", "showinfo", "-c:v", "mpeg4", "-stats_period", "0.1"].map(String::from));
     args.extend(["-f", "null", "-"].map(String::from));
     let a = a_wd.wrapperd().env("HTTP_PORT", "0").args(&args).spawn();
-    // B: the fake, silent for 3 s, then two bursts of 40 000 numbered lines.
+    a.wait_api();
+    let a_ffmpeg = a.ffmpeg_pid();
+    wait_status(&a, Duration::from_secs(20), "A encodes", |s| {
+        s.counters.progress_blocks >= 2
+    });
+    // B (started once A encodes, so its quiet start is not used up by A's): the fake, silent
+    // for 3 s, then two bursts of 40 000 numbered lines.
     let b_wd = Wd::new();
     let b = b_wd
         .wrapperd()
@@ -933,12 +941,7 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
         .args(["lines", "n=40000", "run", "secs=0.3", "lines", "n=40000"])
         .args(["silence", "secs=60"])
         .spawn();
-    a.wait_api();
     b.wait_api();
-    let a_ffmpeg = a.ffmpeg_pid();
-    wait_status(&a, Duration::from_secs(20), "A encodes", |s| {
-        s.counters.progress_blocks >= 2
-    });
     let tcp_addr = a_wd.http_addr();
     let a_tcp = format!("http://{tcp_addr}");
     let tcp_client =
@@ -962,8 +965,10 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
     eprintln!(
         "with 16 silent connections open: /status in {quiet_unix:?} (socket), {quiet_tcp:?} (TCP)"
     );
-    assert!(quiet_unix < Duration::from_millis(200), "{quiet_unix:?}");
-    assert!(quiet_tcp < Duration::from_millis(200), "{quiet_tcp:?}");
+    // A client held up by them would wait out the 10 s header timeout; 1 s leaves room for a
+    // debug build on a loaded machine (the figures printed are what to look at).
+    assert!(quiet_unix < Duration::from_secs(1), "{quiet_unix:?}");
+    assert!(quiet_tcp < Duration::from_secs(1), "{quiet_tcp:?}");
 
     // The load: 150 socket and 50 TCP clients on A, 50 socket clients on B, each at least 10
     // polls, and all of them until B's bursts are in.
@@ -1029,7 +1034,7 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
     // The silent connections still hold up nobody.
     let after = fresh_status_time(|| socket_client(&a_wd.path));
     eprintln!("after the load, silent connections still open: /status in {after:?}");
-    assert!(after < Duration::from_millis(200), "{after:?}");
+    assert!(after < Duration::from_secs(1), "{after:?}");
     drop(silent);
     drop(half);
 
@@ -1073,7 +1078,7 @@ fn the_api_answers_while_ffmpeg_stops_and_the_socket_goes_at_exit() {
     let mut d = wd
         .wrapperd()
         .fake()
-        .env("STOP_TIMEOUT", "3")
+        .env("STOP_TIMEOUT", "4")
         .args(["ignore-sigint", "ignore-q", "block-interval=0.2", "run"])
         .spawn();
     d.wait_api();
@@ -1087,9 +1092,10 @@ fn the_api_answers_while_ffmpeg_stops_and_the_socket_goes_at_exit() {
     wait_status(&d, Duration::from_secs(2), "stopping", |s| {
         s.state == State::Stopping
     });
-    // For most of the 3 s the stop may take, every request is answered.
+    // For the first half of the 4 s the stop may take, every request is answered (the other
+    // half is room for a slow round of requests on a loaded machine).
     let mut answered = 0;
-    while t0.elapsed() < Duration::from_millis(2500) {
+    while t0.elapsed() < Duration::from_secs(2) {
         let st = block_on(c.status()).expect("status while stopping");
         assert_eq!((st.state, st.health), (State::Stopping, Health::Stopping));
         assert!(st.reason.is_some());
@@ -1107,7 +1113,7 @@ fn the_api_answers_while_ffmpeg_stops_and_the_socket_goes_at_exit() {
     assert!(sock.exists());
     // Killed after STOP_TIMEOUT: exit 1, and the socket is gone.
     assert_eq!(d.wait(T).code(), Some(1));
-    assert!(t0.elapsed() >= Duration::from_secs(3));
+    assert!(t0.elapsed() >= Duration::from_secs(4));
     assert!(!sock.exists(), "api.sock removed at exit");
     assert_exit_status(&wd, 1, FfmpegStatus::Signal(9));
 }

@@ -124,15 +124,18 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// ffmpeg was spawned at `at` with `pid`.
-    pub fn ffmpeg_started(&self, pid: u32, at: Instant) {
+    /// ffmpeg was spawned at `at` with `pid`. Returns the start's unix time in ms, the one
+    /// `/start_time` and `/status` show (status/START_TIME is written from it too).
+    pub fn ffmpeg_started(&self, pid: u32, at: Instant) -> i64 {
+        let start_ms = timefmt::now_ms();
         let mut g = self.lock();
         g.ffmpeg_pid = Some(pid);
-        g.ffmpeg_start_ms = Some(timefmt::now_ms());
+        g.ffmpeg_start_ms = Some(start_ms);
         g.state = State::Running;
         g.manager = Manager::new(Rules::from_config(&self.config), self.started, at);
         drop(g);
         self.changed.notify_one();
+        start_ms
     }
 
     /// One output line arrived.

@@ -181,12 +181,9 @@ pub async fn run(
         }
     };
     let pid = Pid::from_raw(child.id() as i32);
-    shared.ffmpeg_started(child.id(), started);
+    let start_ms = shared.ffmpeg_started(child.id(), started);
     let _ = wd.write_status("FFMPEG_PID", &child.id().to_string());
-    let _ = wd.write_status(
-        "START_TIME",
-        &shared::timefmt::local_text(shared::timefmt::now_ms()),
-    );
+    let _ = wd.write_status("START_TIME", &shared::timefmt::local_text(start_ms));
     tracing::info!("started ffmpeg (pid {pid}): {}", shared.cmd.join(" "));
 
     let ffmpeg_log = logs.as_ref().map(|(f, _)| f.clone());
