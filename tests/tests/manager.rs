@@ -177,6 +177,17 @@ fn secs(a: Instant, b: Instant) -> f64 {
     b.saturating_duration_since(a).as_secs_f64()
 }
 
+/// Asserts a stop came at its deadline: `limit − 0.2 < took ≤ limit + 1` (the contract's 1 s,
+/// and 0.2 s for the daemon's own tick). `took` is an upper bound of the real interval (see
+/// [`Watch::poll`]), so a slow machine cannot push it under the lower limit.
+fn assert_stop_time(took: f64, limit: f64, since: &str) {
+    eprintln!("stop {took:.2} s after {since} (limit {limit} s)");
+    assert!(
+        took > limit - 0.2 && took <= limit + 1.0,
+        "stopped {took:.2} s after {since}, limit {limit} s"
+    );
+}
+
 fn signals(wd: &Wd) -> String {
     fs::read_to_string(wd.file("signals.log")).unwrap_or_default()
 }
@@ -279,18 +290,11 @@ fn fps_and_speed_dropping_is_stopped_as_failing_after_max_error_time() {
     );
     let from_drop = secs(drop, stop);
     let from_failing = secs(failing, stop);
-    eprintln!(
-        "failing: stop {from_drop:.2} s after the drop began, {from_failing:.2} s after health \
-         turned failing (limit {ERROR_TIME} s)"
-    );
     assert!(
         (from_drop - ERROR_TIME).abs() <= 1.0,
         "stopped {from_drop:.2} s after the drop, limit {ERROR_TIME} s"
     );
-    assert!(
-        from_failing > ERROR_TIME - 0.2 && from_failing <= ERROR_TIME + 1.0,
-        "stopped {from_failing:.2} s into the failing period, limit {ERROR_TIME} s"
-    );
+    assert_stop_time(from_failing, ERROR_TIME, "health turned failing");
     let log = wd.log("wrapperd.log");
     assert!(
         log.contains("base fps 2") && log.contains(": min fps 1"),
@@ -333,11 +337,7 @@ fn silence_is_stopped_as_stalled() {
     assert_stopped(&wd, st, &w.seen, "stalled");
     assert_one_sigint(&wd);
     let after = secs(w.seen.marker.expect("marker"), w.seen.stopping.unwrap());
-    eprintln!("silence: stop {after:.2} s after the last output (limit {STUCK_TIME} s)");
-    assert!(
-        after > STUCK_TIME - 0.2 && after <= STUCK_TIME + 1.0,
-        "stopped {after:.2} s after the last output, limit {STUCK_TIME} s"
-    );
+    assert_stop_time(after, STUCK_TIME, "the last output");
     assert!(
         !w.seen.saw(Health::Failing),
         "no block, no failing period: {:?}",
@@ -362,11 +362,7 @@ fn frozen_progress_is_stopped_as_stalled() {
     assert_stopped(&wd, st, &w.seen, "stalled");
     assert_one_sigint(&wd);
     let after = secs(w.seen.marker.expect("marker"), w.seen.stopping.unwrap());
-    eprintln!("freeze: stop {after:.2} s after the last advance (limit {STUCK_TIME} s)");
-    assert!(
-        after > STUCK_TIME - 0.2 && after <= STUCK_TIME + 1.0,
-        "stopped {after:.2} s after the last advance, limit {STUCK_TIME} s"
-    );
+    assert_stop_time(after, STUCK_TIME, "the last advance");
     let status = wd.status_json().unwrap();
     let why = status["exit"]["reason"].as_str().unwrap();
     assert!(why.contains("no progress for"), "{why}");
@@ -623,14 +619,8 @@ fn real_ffmpeg_whose_input_stops_sending_is_stopped_as_stalled_and_its_mp4_is_va
         secs(hung, stop),
         secs(w.seen.last_advance.expect("advances seen"), stop),
     );
-    eprintln!(
-        "real stall: stop {after_advance:.2} s after the last advance seen, {after_hang:.2} s \
-         after the source hung (limit 2 s)"
-    );
-    assert!(
-        after_advance > 2.0 - 0.2 && after_advance <= 2.0 + 1.0,
-        "stopped {after_advance:.2} s after the last advance"
-    );
+    eprintln!("real stall: stop {after_hang:.2} s after the source hung");
+    assert_stop_time(after_advance, 2.0, "the last advance seen (real stall)");
     let status = wd.status_json().unwrap();
     assert!(
         status["exit"]["ffmpeg_status"].is_i64(),
@@ -672,11 +662,7 @@ fn real_ffmpeg_that_slows_down_is_stopped_as_failing() {
     assert_stopped(&wd, st, &w.seen, "failing");
     let failing = w.seen.failing.expect("health failing");
     let into = secs(failing, w.seen.stopping.unwrap());
-    eprintln!("real slowdown: stop {into:.2} s into the failing period (limit 2 s)");
-    assert!(
-        into > 2.0 - 0.2 && into <= 2.0 + 1.0,
-        "stopped {into:.2} s into the failing period"
-    );
+    assert_stop_time(into, 2.0, "health turned failing (real slowdown)");
     let last = w.seen.last_running.as_ref().unwrap();
     let (fps, speed) = (last.rates.fps.unwrap(), last.rates.speed.unwrap());
     assert!(fps < 9.0 && speed < 0.4, "{:?}", last.rates);
