@@ -86,20 +86,9 @@ impl Rules {
 }
 
 impl Default for Rules {
-    /// The defaults of SPEC §2.
+    /// The defaults of SPEC §2, from the configuration's own table.
     fn default() -> Rules {
-        Rules {
-            disabled: false,
-            manager_start_delay: Duration::from_secs(5),
-            check_start_delay: Duration::from_secs(55),
-            min_speed: 0.85,
-            delta_speed: 0.2,
-            delta_fps: 10.0,
-            min_base_fps: 14.0,
-            max_error_time: Duration::from_secs(10),
-            max_stuck_time: Duration::from_secs(15),
-            rate_window: Duration::from_secs(10),
-        }
+        Rules::from_config(&Config::default())
     }
 }
 

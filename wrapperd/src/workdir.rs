@@ -15,23 +15,32 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::config::Config;
-
 /// Why the work directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkdirError {
+    /// Another wrapperd holds the lock.
     #[error("WORKDIR {path} is busy by process with pid {pid}")]
-    Busy { path: String, pid: String },
+    Busy {
+        /// The work directory.
+        path: String,
+        /// The owner's pid as it wrote it in `status/PID`, or `unknown`.
+        pid: String,
+    },
+    /// A directory or file of the layout cannot be created, opened or written.
     #[error(
         "cannot {what} {path}: {source}; WORKDIR must be a directory wrapperd can create and write"
     )]
     Io {
+        /// What was being done ("create", "write", ...).
         what: &'static str,
+        /// The path it was done to.
         path: String,
+        /// Why it failed.
         source: io::Error,
     },
 }
 
+/// Maps an I/O error on `path` to [`WorkdirError::Io`] saying what was being done.
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WorkdirError + 'a {
     move |source| WorkdirError::Io {
         what,
@@ -42,14 +51,16 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> W
 
 /// The locked work directory. The lock is held as long as this value lives.
 #[derive(Debug)]
-pub struct WorkDir {
+pub(crate) struct WorkDir {
+    /// The work directory itself (`WORKDIR`).
     root: PathBuf,
+    /// The `flock` on `status/PID.lock`; released when dropped (or by the kernel at exit).
     _lock: Flock<File>,
 }
 
 impl WorkDir {
     /// Creates the directories, takes the lock and writes `status/PID`.
-    pub fn acquire(root: &Path) -> Result<WorkDir, WorkdirError> {
+    pub(crate) fn acquire(root: &Path) -> Result<WorkDir, WorkdirError> {
         let status = root.join("status");
         fs::create_dir_all(&status).map_err(io_err("create", &status))?;
         let lock_path = status.join("PID.lock");
@@ -89,45 +100,43 @@ impl WorkDir {
         Ok(wd)
     }
 
-    pub fn root(&self) -> &Path {
+    /// The work directory itself.
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn status_dir(&self) -> PathBuf {
+    /// `status/`: one small file per key, plus `status.json`.
+    pub(crate) fn status_dir(&self) -> PathBuf {
         self.root.join("status")
     }
 
-    pub fn pipes_dir(&self) -> PathBuf {
+    /// `pipes/`: the FIFOs between wrapperd and ffmpeg.
+    pub(crate) fn pipes_dir(&self) -> PathBuf {
         self.root.join("pipes")
     }
 
-    pub fn logs_dir(&self) -> PathBuf {
+    /// `logs/`: `ffmpeg.log`, `wrapperd.log` and their rotated copies.
+    pub(crate) fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
 
-    pub fn socket_path(&self) -> PathBuf {
+    /// `api.sock`: the HTTP API's Unix socket.
+    pub(crate) fn socket_path(&self) -> PathBuf {
         self.root.join("api.sock")
     }
 
-    pub fn progress_fifo(&self) -> PathBuf {
+    /// `pipes/progress`: where ffmpeg writes `-progress`.
+    pub(crate) fn progress_fifo(&self) -> PathBuf {
         self.pipes_dir().join("progress")
     }
 
     /// Writes `status/<key>` atomically.
-    pub fn write_status(&self, key: &str, value: &str) -> io::Result<()> {
+    pub(crate) fn write_status(&self, key: &str, value: &str) -> io::Result<()> {
         write_atomic(&self.status_dir().join(key), value.as_bytes())
     }
 
-    /// One file per configuration variable, with its effective value.
-    pub fn write_config(&self, config: &Config) -> io::Result<()> {
-        for (key, value) in config.effective_values() {
-            self.write_status(key, &value)?;
-        }
-        Ok(())
-    }
-
     /// Creates the progress FIFO (mode 0600), replacing whatever an earlier run left there.
-    pub fn make_fifo(&self) -> io::Result<PathBuf> {
+    pub(crate) fn make_fifo(&self) -> io::Result<PathBuf> {
         let path = self.progress_fifo();
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_dir() => fs::remove_dir_all(&path)?,
@@ -140,7 +149,7 @@ impl WorkDir {
     }
 
     /// Removes a leftover socket (or file) at `api.sock`.
-    pub fn clear_socket(&self) -> io::Result<()> {
+    pub(crate) fn clear_socket(&self) -> io::Result<()> {
         let path = self.socket_path();
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_socket() || m.is_file() || m.is_symlink() => {
@@ -174,7 +183,7 @@ fn read_owner_pid(path: &Path) -> String {
 }
 
 /// Writes `path` by writing a temporary file beside it and renaming it over `path`.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
