@@ -1,11 +1,11 @@
 //! The configuration: every environment variable of SPEC §2, parsed and checked before anything
 //! starts.
 //!
-//! One table, the [`vars!`] invocation below, lists each variable once: its field, its name,
+//! One table, the `vars!` invocation below, lists each variable once: its field, its name,
 //! its default as text, its parser and what it means, with one good and some bad example values
 //! for its test. From it come the [`Config`] struct, [`Config::from_vars`], [`Config::default`],
 //! the `--help` text ([`Config::usage`]), the `status/` values ([`Config::effective_values`])
-//! and [`VARS`], the list other code and tests use. The parsers themselves are in [`parse`].
+//! and [`VARS`], the list other code and tests use. The parsers themselves are in `parse`.
 //!
 //! A bad value is one [`ConfigError`] line naming the variable, the value and what is allowed;
 //! `main` turns it into exit status 2 without starting ffmpeg. Parsing takes the variables as an
@@ -76,7 +76,7 @@ macro_rules! vars {
         #[derive(Debug, Clone, PartialEq)]
         pub struct Config {
             $(
-                #[doc = concat!("`", $name, "` [", $default, "]: ", $meaning, ".")]
+                #[doc = concat!("`", $name, "` (default `", $default, "`): ", $meaning, ".")]
                 pub $field: $ty,
             )*
         }
