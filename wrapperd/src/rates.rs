@@ -29,11 +29,14 @@ pub struct CurrentRates {
     pub speed: Option<f64>,
 }
 
-/// What the window keeps of one block.
+/// What the window keeps of one block: its arrival and its two counters.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
+struct HeldBlock {
+    /// When the block arrived.
     at: Instant,
+    /// Its `frame`, if it had one.
     frame: Option<u64>,
+    /// Its `out_time_us`, if it had a valid one.
     out_time_us: Option<i64>,
 }
 
@@ -41,7 +44,7 @@ struct Sample {
 #[derive(Debug)]
 pub struct RateWindow {
     window: Duration,
-    history: VecDeque<Sample>,
+    history: VecDeque<HeldBlock>,
     last: CurrentRates,
 }
 
@@ -86,7 +89,7 @@ impl RateWindow {
             };
             return self.last;
         }
-        let s = Sample {
+        let s = HeldBlock {
             at: now,
             frame: p.frame,
             out_time_us: p.out_time_us,
@@ -116,7 +119,7 @@ impl RateWindow {
     }
 
     /// Whether `s` has a counter below the newest value held.
-    fn went_backwards(&self, s: &Sample) -> bool {
+    fn went_backwards(&self, s: &HeldBlock) -> bool {
         let newest_frame = self.history.iter().rev().find_map(|x| x.frame);
         let newest_time = self.history.iter().rev().find_map(|x| x.out_time_us);
         matches!((newest_frame, s.frame), (Some(a), Some(b)) if b < a)
@@ -124,7 +127,7 @@ impl RateWindow {
     }
 
     /// Δvalue / Δwall-time from the oldest held sample that has the value to `newest`.
-    fn rate(&self, newest: &Sample, value: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    fn rate(&self, newest: &HeldBlock, value: impl Fn(&HeldBlock) -> Option<f64>) -> Option<f64> {
         let v1 = value(newest)?;
         let (t0, v0) = self
             .history
