@@ -25,7 +25,9 @@ use shared::progress::Progress;
 /// Current rates; `None` until measurable.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CurrentRates {
+    /// Frames per second of wall time.
     pub fps: Option<f64>,
+    /// Seconds of output per second of wall time.
     pub speed: Option<f64>,
 }
 
@@ -43,8 +45,11 @@ struct HeldBlock {
 /// The blocks of the last `window`, and the rates they give.
 #[derive(Debug)]
 pub struct RateWindow {
+    /// `ENCODING_RATE_WINDOW`; zero means ffmpeg's own figures.
     window: Duration,
+    /// The blocks needed: from the newest at or before `now − window` to the newest.
     history: VecDeque<HeldBlock>,
+    /// The rates given by the newest block (all `None` before the first).
     last: CurrentRates,
 }
 
@@ -56,15 +61,6 @@ impl RateWindow {
             history: VecDeque::new(),
             last: CurrentRates::default(),
         }
-    }
-
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
-    /// The rates given by the newest block (all `None` before the first).
-    pub fn current(&self) -> CurrentRates {
-        self.last
     }
 
     /// Whether the rates are measured: two blocks held span a positive time (always with a zero
@@ -174,7 +170,7 @@ mod tests {
         }
         assert!(w.history.len() <= 22, "{}", w.history.len());
         assert!(w.history.capacity() <= 512, "{}", w.history.capacity());
-        assert!(close(w.current().fps, 24.0));
+        assert!(close(w.last.fps, 24.0));
     }
 
     #[test]
@@ -191,7 +187,7 @@ mod tests {
         let r = w.push(t0 + secs(1.0), &block(Some(25), Some(1.0)));
         assert!(close(r.fps, 25.0), "{r:?}");
         assert!(close(r.speed, 1.0), "{r:?}");
-        assert_eq!(w.current(), r);
+        assert_eq!(w.last, r);
         assert!(w.is_measuring());
     }
 
