@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use shared::progress::BlockAssembler;
+use shared::progress::{Block, BlockAssembler};
 use shared::timefmt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -145,6 +145,10 @@ impl LineBatch {
         for line in self.iter() {
             log(unix_ms, line);
         }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
         self.text.clear();
         self.ends.clear();
     }
@@ -188,37 +192,30 @@ pub async fn read_progress(
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let mut splitter = LineSplitter::new();
+    let mut batch = LineBatch::default();
     let mut blocks = BlockAssembler::new();
-    let mut lines: Vec<String> = Vec::new();
-    let handle = |line: &str, blocks: &mut BlockAssembler| {
-        if let Some(block) = blocks.push_line(line) {
-            for note in daemon.push_block(timefmt::now_ms(), Instant::now(), &block) {
-                tracing::info!("{note}");
-            }
-            wake.notify_one();
-        }
-    };
-    loop {
-        let Some(n) = read_chunk(&mut pipe, &mut buf, "progress").await else {
-            break;
-        };
-        splitter.feed(&buf[..n], |l| {
-            lines.push(String::from_utf8_lossy(l).into_owned())
-        });
-        for line in lines.drain(..) {
-            handle(&line, &mut blocks);
-        }
-    }
-    splitter.finish(|l| lines.push(String::from_utf8_lossy(l).into_owned()));
-    for line in lines.drain(..) {
-        handle(&line, &mut blocks);
-    }
-    if let Some(block) = blocks.finish() {
+    let take = |block: Block| {
         for note in daemon.push_block(timefmt::now_ms(), Instant::now(), &block) {
             tracing::info!("{note}");
         }
         wake.notify_one();
+    };
+    loop {
+        let more = read_chunk(&mut pipe, &mut buf, "progress").await;
+        match more {
+            Some(n) => splitter.feed(&buf[..n], |l| batch.push(l)),
+            None => splitter.finish(|l| batch.push(l)),
+        }
+        batch
+            .iter()
+            .filter_map(|l| blocks.push_line(l))
+            .for_each(take);
+        batch.clear();
+        if more.is_none() {
+            break;
+        }
     }
+    blocks.finish().into_iter().for_each(take);
 }
 
 #[cfg(test)]
