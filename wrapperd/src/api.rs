@@ -14,7 +14,7 @@
 //! bounded read buffer (larger request heads get `431`), at most 64 headers, and a write-stall
 //! timeout (a client that stops reading its answer is dropped). Every connection is its own
 //! task, so a slow or malformed client never holds up another one, and the handlers only take
-//! the state's lock for microseconds ([`Shared::lines`] and friends take snapshots; formatting
+//! the state's lock for microseconds ([`Daemon::lines`] and friends take snapshots; formatting
 //! happens after the lock is released, on a blocking thread for large answers).
 //!
 //! # Formats (the choices SPEC §6 leaves open)
@@ -69,7 +69,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::ring::Snapshot;
-use crate::state::Shared;
+use crate::state::Daemon;
 
 /// `count` when a `/last_*` request gives none.
 const DEFAULT_COUNT: usize = 20;
@@ -140,7 +140,7 @@ pub struct Api {
 /// accepted, so what it records (status/API_SOCKET, status/HTTP_ADDR) is there for any client
 /// that got an answer. Cancelling `shutdown` stops accepting and drains like [`Api::shutdown`].
 pub async fn start(
-    shared: Arc<Shared>,
+    shared: Arc<Daemon>,
     shutdown: CancellationToken,
     bound: impl FnOnce(&Path, Option<SocketAddr>),
 ) -> Result<Api, ApiError> {
@@ -148,7 +148,7 @@ pub async fn start(
 }
 
 async fn start_with(
-    shared: Arc<Shared>,
+    shared: Arc<Daemon>,
     shutdown: CancellationToken,
     limits: Limits,
     bound: impl FnOnce(&Path, Option<SocketAddr>),
@@ -230,7 +230,7 @@ impl Drop for Api {
 
 /// What the handlers need: the state, and the token a request must carry (TCP only).
 struct Ctx {
-    shared: Arc<Shared>,
+    shared: Arc<Daemon>,
     token: Option<Vec<u8>>,
 }
 
@@ -775,7 +775,7 @@ async fn answer(ctx: &Ctx, route: Route, params: &[(String, String)]) -> Result<
             };
             with_type(StatusCode::OK, if json { JSON } else { TEXT }, body)
         }
-        Route::StartTime => match shared.lock().ffmpeg_start_ms {
+        Route::StartTime => match shared.ffmpeg_start_ms() {
             Some(ms) => plain(StatusCode::OK, timefmt::local_text(ms)),
             None => not_started(),
         },
@@ -787,7 +787,7 @@ async fn answer(ctx: &Ctx, route: Route, params: &[(String, String)]) -> Result<
             }
         }
         Route::GetPid => plain(StatusCode::OK, shared.pid.to_string()),
-        Route::GetFfmpegPid => match shared.lock().ffmpeg_pid {
+        Route::GetFfmpegPid => match shared.ffmpeg_pid() {
             Some(pid) => plain(StatusCode::OK, pid.to_string()),
             None => not_started(),
         },
@@ -1156,7 +1156,7 @@ mod tests {
 
     struct Fixture {
         _dir: TempDir,
-        shared: Arc<Shared>,
+        shared: Arc<Daemon>,
         api: Api,
     }
 
@@ -1167,7 +1167,7 @@ mod tests {
 
         async fn with_limits(vars: &[(&str, &str)], limits: Limits) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
-            let shared = Arc::new(Shared::new(config(&dir, vars), args()));
+            let shared = Arc::new(Daemon::new(config(&dir, vars), args()));
             let api = start_with(shared.clone(), CancellationToken::new(), limits, |_, _| {})
                 .await
                 .unwrap();
@@ -1406,7 +1406,7 @@ mod tests {
             assert!(!a.body.contains('\n'));
         }
         f.shared.ffmpeg_started(4242, Instant::now());
-        let started = f.shared.lock().ffmpeg_start_ms.unwrap();
+        let started = f.shared.ffmpeg_start_ms().unwrap();
         assert_eq!(ok(&c, "/start_time").await.body, stamp(started));
         assert_eq!(ok(&c, "/get_ffmpeg_pid").await.body, "4242");
         assert_eq!(
@@ -1483,8 +1483,7 @@ mod tests {
         // Warming up (just started).
         let a = get(&c, "/healthz").await;
         assert_eq!((a.status, a.body.as_str()), (200, "ok"));
-        f.shared
-            .set_state(State::Stopping, Some("stop requested by SIGTERM".into()));
+        f.shared.begin_stopping("stop requested by SIGTERM".into());
         let a = get(&c, "/healthz").await;
         assert_eq!(a.status, 503);
         assert_eq!(a.body, "stopping: stop requested by SIGTERM");
@@ -1701,7 +1700,7 @@ mod tests {
         // A leftover socket of an earlier run.
         let leftover = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         drop(leftover);
-        let shared = Arc::new(Shared::new(config(&dir, &[]), args()));
+        let shared = Arc::new(Daemon::new(config(&dir, &[]), args()));
         let mut told = None;
         let api = start(shared, CancellationToken::new(), |p, tcp| {
             told = Some((p.to_path_buf(), tcp));
@@ -1726,7 +1725,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn cancelling_the_token_stops_and_removes_the_socket() {
         let dir = tempfile::tempdir().unwrap();
-        let shared = Arc::new(Shared::new(config(&dir, &[]), args()));
+        let shared = Arc::new(Daemon::new(config(&dir, &[]), args()));
         let token = CancellationToken::new();
         let api = start(shared, token.clone(), |_, _| {}).await.unwrap();
         token.cancel();
@@ -1749,7 +1748,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let port = addr.port().to_string();
-        let shared = Arc::new(Shared::new(config(&dir, &[("HTTP_PORT", &port)]), args()));
+        let shared = Arc::new(Daemon::new(config(&dir, &[("HTTP_PORT", &port)]), args()));
         let e = start(shared, CancellationToken::new(), |_, _| {
             panic!("bound() called although binding failed")
         })
@@ -1761,7 +1760,7 @@ mod tests {
         );
         assert!(!dir.path().join("api.sock").exists(), "nothing left behind");
 
-        let shared = Arc::new(Shared::new(
+        let shared = Arc::new(Daemon::new(
             config(&dir, &[("WORKDIR", "/nonexistent/dir")]),
             args(),
         ));

@@ -4,20 +4,21 @@
 //! line of its own); empty lines are dropped; bytes that are not UTF-8 are kept, converted
 //! lossily; a line longer than 64 KiB is cut there and the rest of it, up to its end, dropped.
 //!
-//! The readers do only memory work: each chunk read from a pipe is split, stamped with one
-//! arrival time, pushed into the ring under one short lock and queued for the log file, whose
-//! writer runs on its own thread. Nothing on this path waits on the disk or on API clients, so
-//! ffmpeg is never held back by its wrapper.
+//! The readers do only memory work: each chunk read from a pipe is split first, its finished
+//! lines stamped with one arrival time, pushed into the ring under one short lock of the state and
+//! then, outside that lock, queued for the log file, whose writer runs on its own thread. Nothing
+//! on this path waits on the disk or on API clients, and no API client waits on the log file's
+//! queue, so ffmpeg is never held back by its wrapper.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use shared::progress::BlockAssembler;
+use shared::progress::{Block, BlockAssembler};
 use shared::timefmt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::logfile::LogSink;
-use crate::state::Shared;
+use crate::state::Daemon;
 
 /// The longest line kept; the rest of a longer line is dropped.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -98,88 +99,167 @@ async fn read_chunk(
     }
 }
 
+/// The finished lines of one read, converted (lossily) to text, kept until they are pushed.
+/// Reused from read to read, so splitting allocates nothing once it has grown.
+#[derive(Debug, Default)]
+struct LineBatch {
+    /// The lines' text, one after another.
+    text: String,
+    /// Where each line ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl LineBatch {
+    fn push(&mut self, line: &[u8]) {
+        self.text.push_str(&String::from_utf8_lossy(line));
+        self.ends.push(self.text.len());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The lines, in order.
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.text[start..end];
+            start = end;
+            line
+        })
+    }
+
+    /// Pushes the lines that arrived at `unix_ms`/`now` into the state (one short lock), then to
+    /// `log` (outside it), and empties the batch.
+    fn deliver(
+        &mut self,
+        daemon: &Daemon,
+        unix_ms: i64,
+        now: Instant,
+        log: &mut impl FnMut(i64, &str),
+    ) {
+        if self.is_empty() {
+            return;
+        }
+        daemon.push_lines(unix_ms, now, self.iter());
+        for line in self.iter() {
+            log(unix_ms, line);
+        }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+}
+
 /// Reads ffmpeg's stdout or stderr until EOF, into the ring and the log file.
-pub async fn read_lines(
+pub async fn read_lines(pipe: impl AsyncRead + Unpin, daemon: Arc<Daemon>, sink: Option<LogSink>) {
+    pump_lines(pipe, &daemon, |unix_ms, line| {
+        if let Some(s) = &sink {
+            s.push(unix_ms, line);
+        }
+    })
+    .await;
+}
+
+/// [`read_lines`] with the log file as any `log`: each read is split first, its lines stamped
+/// with one arrival time, then pushed into the state and to `log`.
+async fn pump_lines(
     mut pipe: impl AsyncRead + Unpin,
-    shared: Arc<Shared>,
-    sink: Option<LogSink>,
+    daemon: &Daemon,
+    mut log: impl FnMut(i64, &str),
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let mut splitter = LineSplitter::new();
-    loop {
-        let Some(n) = read_chunk(&mut pipe, &mut buf, "output").await else {
-            break;
-        };
+    let mut batch = LineBatch::default();
+    while let Some(n) = read_chunk(&mut pipe, &mut buf, "output").await {
         let (ms, now) = (timefmt::now_ms(), Instant::now());
-        let mut g = shared.lock();
-        let mut any = false;
-        splitter.feed(&buf[..n], |line| {
-            let text = String::from_utf8_lossy(line);
-            g.lines.push(ms, &text);
-            if let Some(s) = &sink {
-                s.push(ms, &text);
-            }
-            any = true;
-        });
-        if any {
-            g.manager.on_line(now);
-        }
+        splitter.feed(&buf[..n], |line| batch.push(line));
+        batch.deliver(daemon, ms, now, &mut log);
     }
-    let ms = timefmt::now_ms();
-    splitter.finish(|line| {
-        let text = String::from_utf8_lossy(line);
-        shared.push_line(ms, Instant::now(), &text);
-        if let Some(s) = &sink {
-            s.push(ms, &text);
-        }
-    });
+    splitter.finish(|line| batch.push(line));
+    batch.deliver(daemon, timefmt::now_ms(), Instant::now(), &mut log);
 }
 
 /// Reads the `-progress` FIFO until EOF, into the progress ring; logs the manager's decisions and
 /// wakes the supervisor after every block.
 pub async fn read_progress(
     mut pipe: impl AsyncRead + Unpin,
-    shared: Arc<Shared>,
+    daemon: Arc<Daemon>,
     wake: Arc<tokio::sync::Notify>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let mut splitter = LineSplitter::new();
+    let mut batch = LineBatch::default();
     let mut blocks = BlockAssembler::new();
-    let mut lines: Vec<String> = Vec::new();
-    let handle = |line: &str, blocks: &mut BlockAssembler| {
-        if let Some(block) = blocks.push_line(line) {
-            for note in shared.push_block(timefmt::now_ms(), Instant::now(), &block) {
-                tracing::info!("{note}");
-            }
-            wake.notify_one();
-        }
-    };
-    loop {
-        let Some(n) = read_chunk(&mut pipe, &mut buf, "progress").await else {
-            break;
-        };
-        splitter.feed(&buf[..n], |l| {
-            lines.push(String::from_utf8_lossy(l).into_owned())
-        });
-        for line in lines.drain(..) {
-            handle(&line, &mut blocks);
-        }
-    }
-    splitter.finish(|l| lines.push(String::from_utf8_lossy(l).into_owned()));
-    for line in lines.drain(..) {
-        handle(&line, &mut blocks);
-    }
-    if let Some(block) = blocks.finish() {
-        for note in shared.push_block(timefmt::now_ms(), Instant::now(), &block) {
+    let take = |block: Block| {
+        for note in daemon.push_block(timefmt::now_ms(), Instant::now(), &block) {
             tracing::info!("{note}");
         }
         wake.notify_one();
+    };
+    loop {
+        let more = read_chunk(&mut pipe, &mut buf, "progress").await;
+        match more {
+            Some(n) => splitter.feed(&buf[..n], |l| batch.push(l)),
+            None => splitter.finish(|l| batch.push(l)),
+        }
+        batch
+            .iter()
+            .filter_map(|l| blocks.push_line(l))
+            .for_each(take);
+        batch.clear();
+        if more.is_none() {
+            break;
+        }
     }
+    blocks.finish().into_iter().for_each(take);
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_state_is_free_while_the_log_file_queue_is_busy() {
+        let vars = [("WORKDIR".to_string(), "/nonexistent/wd".to_string())];
+        let daemon = Arc::new(Daemon::new(Config::from_vars(vars).unwrap(), Vec::new()));
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let d = daemon.clone();
+        let reader = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(pump_lines(&b"one\ntwo\n"[..], &d, |_, line| {
+                let _ = entered_tx.send(line.to_string());
+                let _ = release_rx.recv();
+            }));
+        });
+        // The log file's queue holds the reader on the first line of the read...
+        let first = entered_rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(first.as_deref(), Ok("one"));
+        // ...and the state still answers, with the whole read in it.
+        let (answer_tx, answer_rx) = mpsc::channel();
+        let d = daemon.clone();
+        std::thread::spawn(move || {
+            let _ = answer_tx.send(d.lines(0).iter().map(|(_, l)| l.to_string()).collect());
+        });
+        let held: Result<Vec<String>, _> = answer_rx.recv_timeout(Duration::from_secs(5));
+        drop(release_tx);
+        reader.join().unwrap();
+        assert_eq!(
+            held,
+            Ok(vec!["one".to_string(), "two".to_string()]),
+            "the state's lock was held while the log file's queue was busy"
+        );
+    }
 
     fn split_chunks(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
         let mut s = LineSplitter::new();

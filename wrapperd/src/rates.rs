@@ -25,23 +25,31 @@ use shared::progress::Progress;
 /// Current rates; `None` until measurable.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CurrentRates {
+    /// Frames per second of wall time.
     pub fps: Option<f64>,
+    /// Seconds of output per second of wall time.
     pub speed: Option<f64>,
 }
 
-/// What the window keeps of one block.
+/// What the window keeps of one block: its arrival and its two counters.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
+struct HeldBlock {
+    /// When the block arrived.
     at: Instant,
+    /// Its `frame`, if it had one.
     frame: Option<u64>,
+    /// Its `out_time_us`, if it had a valid one.
     out_time_us: Option<i64>,
 }
 
 /// The blocks of the last `window`, and the rates they give.
 #[derive(Debug)]
 pub struct RateWindow {
+    /// `ENCODING_RATE_WINDOW`; zero means ffmpeg's own figures.
     window: Duration,
-    history: VecDeque<Sample>,
+    /// The blocks needed: from the newest at or before `now − window` to the newest.
+    history: VecDeque<HeldBlock>,
+    /// The rates given by the newest block (all `None` before the first).
     last: CurrentRates,
 }
 
@@ -53,15 +61,6 @@ impl RateWindow {
             history: VecDeque::new(),
             last: CurrentRates::default(),
         }
-    }
-
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
-    /// The rates given by the newest block (all `None` before the first).
-    pub fn current(&self) -> CurrentRates {
-        self.last
     }
 
     /// Whether the rates are measured: two blocks held span a positive time (always with a zero
@@ -86,7 +85,7 @@ impl RateWindow {
             };
             return self.last;
         }
-        let s = Sample {
+        let s = HeldBlock {
             at: now,
             frame: p.frame,
             out_time_us: p.out_time_us,
@@ -116,7 +115,7 @@ impl RateWindow {
     }
 
     /// Whether `s` has a counter below the newest value held.
-    fn went_backwards(&self, s: &Sample) -> bool {
+    fn went_backwards(&self, s: &HeldBlock) -> bool {
         let newest_frame = self.history.iter().rev().find_map(|x| x.frame);
         let newest_time = self.history.iter().rev().find_map(|x| x.out_time_us);
         matches!((newest_frame, s.frame), (Some(a), Some(b)) if b < a)
@@ -124,7 +123,7 @@ impl RateWindow {
     }
 
     /// Δvalue / Δwall-time from the oldest held sample that has the value to `newest`.
-    fn rate(&self, newest: &Sample, value: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    fn rate(&self, newest: &HeldBlock, value: impl Fn(&HeldBlock) -> Option<f64>) -> Option<f64> {
         let v1 = value(newest)?;
         let (t0, v0) = self
             .history
@@ -171,7 +170,7 @@ mod tests {
         }
         assert!(w.history.len() <= 22, "{}", w.history.len());
         assert!(w.history.capacity() <= 512, "{}", w.history.capacity());
-        assert!(close(w.current().fps, 24.0));
+        assert!(close(w.last.fps, 24.0));
     }
 
     #[test]
@@ -188,7 +187,7 @@ mod tests {
         let r = w.push(t0 + secs(1.0), &block(Some(25), Some(1.0)));
         assert!(close(r.fps, 25.0), "{r:?}");
         assert!(close(r.speed, 1.0), "{r:?}");
-        assert_eq!(w.current(), r);
+        assert_eq!(w.last, r);
         assert!(w.is_measuring());
     }
 

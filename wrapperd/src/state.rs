@@ -1,8 +1,10 @@
 //! The state every task shares: the two rings, the manager, the life cycle and the exit.
 //!
-//! One `Mutex` guards it, and every holder keeps it for microseconds: readers push a line or a
-//! block, the API takes [`Snapshot`]s and formats them after unlocking. This is what lets the
-//! output readers never wait on API clients.
+//! [`Daemon`] is one running wrapperd as its tasks see it: what never changes after start
+//! (configuration, command, pid) in plain fields, and everything that does behind one `Mutex`
+//! that no other module can reach. Every method holds that lock for microseconds: the readers push
+//! a batch of lines or a block, the supervisor polls the manager, the API takes [`Snapshot`]s and
+//! formats them after unlocking. This is what lets the output readers never wait on API clients.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -15,28 +17,32 @@ use shared::progress::{Block, Progress};
 use shared::timefmt;
 
 use crate::config::Config;
-use crate::manager::{Manager, Rules};
+use crate::manager::{Manager, Rules, Stop};
 use crate::ring::{Ring, Snapshot};
 
 /// The current rates at one progress block, for `/series`. 32 bytes (a `None` is stored as NaN)
 /// rather than 56 with `Option<f64>`s: one is kept per block held, 100 000 by default.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
-    pub t_ms: i64,
+struct RatePoint {
+    /// When the block arrived, Unix milliseconds.
+    t_ms: i64,
+    /// The current fps at the block, NaN when unknown.
     fps: f64,
+    /// The current speed at the block, NaN when unknown.
     speed: f64,
+    /// The block's `bitrate`, NaN when unknown.
     bitrate_kbps: f64,
 }
 
-impl Sample {
-    pub fn new(
+impl RatePoint {
+    fn new(
         t_ms: i64,
         fps: Option<f64>,
         speed: Option<f64>,
         bitrate_kbps: Option<f64>,
-    ) -> Sample {
+    ) -> RatePoint {
         let pack = |v: Option<f64>| v.unwrap_or(f64::NAN);
-        Sample {
+        RatePoint {
             t_ms,
             fps: pack(fps),
             speed: pack(speed),
@@ -48,58 +54,67 @@ impl Sample {
         (!v.is_nan()).then_some(v)
     }
 
-    pub fn fps(&self) -> Option<f64> {
-        Self::unpack(self.fps)
-    }
-
-    pub fn speed(&self) -> Option<f64> {
-        Self::unpack(self.speed)
-    }
-
-    pub fn bitrate_kbps(&self) -> Option<f64> {
-        Self::unpack(self.bitrate_kbps)
+    /// As `/series` gives it.
+    fn to_series_point(self) -> SeriesPoint {
+        SeriesPoint {
+            t: self.t_ms,
+            fps: Self::unpack(self.fps),
+            speed: Self::unpack(self.speed),
+            bitrate_kbps: Self::unpack(self.bitrate_kbps),
+        }
     }
 }
 
 /// Everything behind the lock.
 #[derive(Debug)]
-pub struct Inner {
-    pub lines: Ring,
-    pub blocks: Ring,
+struct Inner {
+    /// ffmpeg's stdout and stderr lines.
+    lines: Ring,
+    /// ffmpeg's `-progress` blocks, as text.
+    blocks: Ring,
     /// One per block held in `blocks`, same order.
-    pub samples: VecDeque<Sample>,
-    pub last_progress: Option<(i64, Progress)>,
-    pub manager: Manager,
-    pub state: State,
-    pub ffmpeg_pid: Option<u32>,
-    pub ffmpeg_start_ms: Option<i64>,
+    points: VecDeque<RatePoint>,
+    /// The newest block, parsed, with its arrival time in Unix milliseconds.
+    last_progress: Option<(i64, Progress)>,
+    /// The rules that stop a failing encode, fed by every line and block.
+    manager: Manager,
+    /// The life cycle.
+    state: State,
+    /// ffmpeg's pid, once spawned.
+    ffmpeg_pid: Option<u32>,
+    /// When ffmpeg was spawned, Unix milliseconds.
+    ffmpeg_start_ms: Option<i64>,
     /// Why a stop was asked for, while stopping.
-    pub stopping_reason: Option<String>,
-    pub exit: Option<ExitInfo>,
+    stopping_reason: Option<String>,
+    /// How ffmpeg ended and the exit code decided, once it did.
+    exit: Option<ExitInfo>,
 }
 
-/// The state of one wrapperd, shared by all its tasks.
+/// One wrapperd as all its tasks see it: its fixed facts, and its changing state behind a lock.
 #[derive(Debug)]
-pub struct Shared {
+pub struct Daemon {
+    /// The configuration, checked at start.
     pub config: Config,
     /// The user's ffmpeg arguments, as given (lossily converted for display).
     pub cmd: Vec<String>,
+    /// wrapperd's own pid.
     pub pid: u32,
-    pub started: Instant,
-    pub started_ms: i64,
+    /// When wrapperd started (the manager's start delay counts from it; `uptime_s`).
+    started: Instant,
+    /// Everything that changes; only this module's methods take the lock.
     inner: Mutex<Inner>,
     /// Woken on every change of state, health or exit, to rewrite status.json at once.
     pub changed: tokio::sync::Notify,
 }
 
-impl Shared {
-    pub fn new(config: Config, cmd: Vec<String>) -> Shared {
+impl Daemon {
+    pub fn new(config: Config, cmd: Vec<String>) -> Daemon {
         let started = Instant::now();
         let manager = Manager::new(Rules::from_config(&config), started, started);
         let inner = Inner {
             lines: Ring::new(config.stdout_buffer_len),
             blocks: Ring::new(config.progress_buffer_len),
-            samples: VecDeque::new(),
+            points: VecDeque::new(),
             last_progress: None,
             manager,
             state: State::Starting,
@@ -108,19 +123,18 @@ impl Shared {
             stopping_reason: None,
             exit: None,
         };
-        Shared {
+        Daemon {
             config,
             cmd,
             pid: std::process::id(),
             started,
-            started_ms: timefmt::now_ms(),
             inner: Mutex::new(inner),
             changed: tokio::sync::Notify::new(),
         }
     }
 
     /// The lock; a panic elsewhere never makes the state unreadable.
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -138,11 +152,38 @@ impl Shared {
         start_ms
     }
 
-    /// One output line arrived.
+    /// ffmpeg's pid, once spawned (it stays after ffmpeg exited).
+    pub fn ffmpeg_pid(&self) -> Option<u32> {
+        self.lock().ffmpeg_pid
+    }
+
+    /// When ffmpeg was spawned, Unix milliseconds (the value [`Daemon::ffmpeg_started`] returned).
+    pub fn ffmpeg_start_ms(&self) -> Option<i64> {
+        self.lock().ffmpeg_start_ms
+    }
+
+    /// One output line arrived (the readers push whole reads with [`Daemon::push_lines`]).
+    #[cfg(test)]
     pub fn push_line(&self, unix_ms: i64, now: Instant, line: &str) {
+        self.push_lines(unix_ms, now, [line]);
+    }
+
+    /// Output lines that arrived together (one read from a pipe), under one short lock.
+    pub fn push_lines<'a>(
+        &self,
+        unix_ms: i64,
+        now: Instant,
+        lines: impl IntoIterator<Item = &'a str>,
+    ) {
         let mut g = self.lock();
-        g.lines.push(unix_ms, line);
-        g.manager.on_line(now);
+        let mut any = false;
+        for line in lines {
+            g.lines.push(unix_ms, line);
+            any = true;
+        }
+        if any {
+            g.manager.on_line(now);
+        }
     }
 
     /// One progress block arrived; returns the manager's decisions to log.
@@ -151,25 +192,38 @@ impl Shared {
         let g = &mut *g;
         g.blocks.push(unix_ms, &block.text);
         let (rates, notes) = g.manager.on_block(now, &block.progress);
-        if g.samples.len() == g.samples.capacity() {
+        if g.points.len() == g.points.capacity() {
             // Grow to the ring's size at most: a doubling past it would leave up to half unused.
-            let cap = (g.samples.len() * 2)
+            let cap = (g.points.len() * 2)
                 .max(64)
                 .min(self.config.progress_buffer_len.saturating_add(1));
-            let more = cap.saturating_sub(g.samples.len()).max(1);
-            g.samples.reserve_exact(more);
+            let more = cap.saturating_sub(g.points.len()).max(1);
+            g.points.reserve_exact(more);
         }
-        g.samples.push_back(Sample::new(
+        g.points.push_back(RatePoint::new(
             unix_ms,
             rates.fps,
             rates.speed,
             block.progress.bitrate_kbps,
         ));
-        while g.samples.len() > g.blocks.len() {
-            g.samples.pop_front();
+        while g.points.len() > g.blocks.len() {
+            g.points.pop_front();
         }
         g.last_progress = Some((unix_ms, block.progress));
         notes
+    }
+
+    /// When the manager must be polled next at the latest, if any deadline is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lock().manager.next_deadline()
+    }
+
+    /// Checks the manager's deadlines at `now`: the decisions to log, and the stop once one is
+    /// decided (it stays decided).
+    pub fn poll_manager(&self, now: Instant) -> (Vec<String>, Option<Stop>) {
+        let mut g = self.lock();
+        let notes = g.manager.poll(now);
+        (notes, g.manager.stop().cloned())
     }
 
     pub fn lines(&self, count: usize) -> Snapshot {
@@ -180,20 +234,19 @@ impl Shared {
         self.lock().blocks.snapshot(count)
     }
 
-    /// The current rates at each block of the last `seconds`.
+    /// The current rates at each block of the last `seconds` (every block held when `seconds`
+    /// reaches past the Unix epoch).
     pub fn series(&self, seconds: u64) -> Series {
-        let since = timefmt::now_ms().saturating_sub((seconds as i64).saturating_mul(1000));
+        let back_ms = i64::try_from(seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        let since = timefmt::now_ms().saturating_sub(back_ms);
         let g = self.lock();
-        let from = g.samples.partition_point(|s| s.t_ms < since);
+        let from = g.points.partition_point(|s| s.t_ms < since);
         let points = g
-            .samples
+            .points
             .range(from..)
-            .map(|s| SeriesPoint {
-                t: s.t_ms,
-                fps: s.fps(),
-                speed: s.speed(),
-                bitrate_kbps: s.bitrate_kbps(),
-            })
+            .map(|p| p.to_series_point())
             .collect();
         Series { points }
     }
@@ -246,16 +299,16 @@ impl Shared {
         }
     }
 
-    pub fn set_state(&self, state: State, reason: Option<String>) {
+    /// A stop was asked of ffmpeg, for `reason`: the state is `stopping` until it exits.
+    pub fn begin_stopping(&self, reason: String) {
         let mut g = self.lock();
-        g.state = state;
-        if state == State::Stopping {
-            g.stopping_reason = reason;
-        }
+        g.state = State::Stopping;
+        g.stopping_reason = Some(reason);
         drop(g);
         self.changed.notify_one();
     }
 
+    /// ffmpeg exited and wrapperd decided its exit: the state is `exited` for good.
     pub fn set_exit(&self, exit: ExitInfo) {
         let mut g = self.lock();
         g.state = State::Exited;
@@ -284,5 +337,88 @@ fn health_of(g: &Inner, now: Instant) -> (Health, Option<String>) {
             ),
         ),
         State::Starting | State::Running => g.manager.health(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon() -> Daemon {
+        let vars = [("WORKDIR".to_string(), "/nonexistent/wd".to_string())];
+        Daemon::new(
+            Config::from_vars(vars).unwrap(),
+            vec!["-i".into(), "x".into()],
+        )
+    }
+
+    fn block(frame: u64) -> Block {
+        let text = format!(
+            "frame={frame}\nout_time_us={}\nprogress=continue\n",
+            frame * 40_000
+        );
+        shared::progress::parse_all(&text).remove(0)
+    }
+
+    #[test]
+    fn series_of_any_length_reaches_back_to_the_first_point() {
+        let d = daemon();
+        let now = timefmt::now_ms();
+        d.push_block(now - 3_600_000, Instant::now(), &block(10));
+        d.push_block(now - 1_000, Instant::now(), &block(20));
+        for seconds in [u64::MAX, 1 << 63, i64::MAX as u64, u64::MAX / 1000, 7200] {
+            assert_eq!(d.series(seconds).points.len(), 2, "seconds={seconds}");
+        }
+        let recent = d.series(60).points;
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].t, now - 1_000);
+        assert!(d.series(0).points.is_empty());
+    }
+
+    #[test]
+    fn a_batch_of_lines_is_pushed_in_order_and_counts_as_output() {
+        let d = daemon();
+        d.push_lines(5, Instant::now(), []);
+        assert_eq!(d.status().check.last_output_age_s, None);
+        d.push_lines(5, Instant::now(), ["one", "two"]);
+        d.push_line(6, Instant::now(), "three");
+        let snap = d.lines(0);
+        let got: Vec<(i64, String)> = snap.iter().map(|(t, l)| (t, l.to_string())).collect();
+        assert_eq!(
+            got,
+            [(5, "one".into()), (5, "two".into()), (6, "three".into())]
+        );
+        assert_eq!(d.status().counters.log_lines, 3);
+        assert!(d.status().check.last_output_age_s.is_some());
+    }
+
+    #[test]
+    fn life_cycle() {
+        let d = daemon();
+        assert_eq!((d.ffmpeg_pid(), d.ffmpeg_start_ms()), (None, None));
+        assert_eq!(d.status().state, State::Starting);
+        let start = d.ffmpeg_started(42, Instant::now());
+        assert_eq!(
+            (d.ffmpeg_pid(), d.ffmpeg_start_ms()),
+            (Some(42), Some(start))
+        );
+        assert_eq!(d.status().state, State::Running);
+        assert!(d.next_deadline().is_some());
+        assert_eq!(d.poll_manager(Instant::now()).1, None);
+        d.begin_stopping("stop requested by SIGTERM".into());
+        assert_eq!(
+            d.health(),
+            (Health::Stopping, Some("stop requested by SIGTERM".into()))
+        );
+        d.set_exit(ExitInfo {
+            code: 0,
+            ffmpeg_status: shared::api::FfmpegStatus::Signal(2),
+            reason: "stopped on request".into(),
+        });
+        assert_eq!(
+            d.health(),
+            (Health::Exited, Some("stopped on request".into()))
+        );
+        assert_eq!(d.ffmpeg_pid(), Some(42));
     }
 }

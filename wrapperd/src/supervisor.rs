@@ -26,7 +26,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use shared::api::{ExitInfo, FfmpegStatus, State};
+use shared::api::{ExitInfo, FfmpegStatus};
 use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,7 +35,7 @@ use crate::config::{Config, RotationMode};
 use crate::logfile::{LogError, LogSink, LogSpec, Rotation, Style};
 use crate::manager::Stop;
 use crate::signals::{self, Event, Signals};
-use crate::state::Shared;
+use crate::state::Daemon;
 use crate::workdir::{WorkDir, WorkdirError};
 use crate::{api, logging, output};
 
@@ -119,7 +119,7 @@ pub async fn run(
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let shared = Arc::new(Shared::new(config.clone(), cmd));
+    let shared = Arc::new(Daemon::new(config.clone(), cmd));
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(write_status_loop(
@@ -226,11 +226,7 @@ pub async fn run(
         if let Some(st) = reap(pid) {
             break st;
         }
-        let deadline = shared
-            .lock()
-            .manager
-            .next_deadline()
-            .map(tokio::time::Instant::from_std);
+        let deadline = shared.next_deadline().map(tokio::time::Instant::from_std);
         let kill_at = asked_at.map(|t| t + stop_timeout);
         let mut stop_now: Option<StopCause> = None;
         tokio::select! {
@@ -270,11 +266,7 @@ pub async fn run(
             }
         }
         if stop.is_none() && stop_now.is_none() {
-            let (notes, decided) = {
-                let mut g = shared.lock();
-                let notes = g.manager.poll(Instant::now());
-                (notes, g.manager.stop().cloned())
-            };
+            let (notes, decided) = shared.poll_manager(Instant::now());
             for note in notes {
                 tracing::info!("{note}");
             }
@@ -286,7 +278,7 @@ pub async fn run(
                 "{text}; asking ffmpeg to finish (q, one SIGINT), up to STOP_TIMEOUT {} s",
                 stop_timeout.as_secs_f64()
             );
-            shared.set_state(State::Stopping, Some(text));
+            shared.begin_stopping(text);
             if let Some(s) = stdin.as_mut() {
                 let _ = s.try_write(b"q");
             }
@@ -367,7 +359,7 @@ fn judge(
 
 /// What a run holds until its end: the state, the API, the tasks and the log files.
 struct Parts {
-    shared: Arc<Shared>,
+    shared: Arc<Daemon>,
     api: api::Api,
     tracker: TaskTracker,
     token: CancellationToken,
@@ -516,7 +508,7 @@ fn open_logs(config: &Config, wd: &WorkDir) -> Result<Option<(LogSink, LogSink)>
 
 /// Keeps `status/status.json`, `STATE` and `HEALTH` current: at once on every change, else at
 /// most once a second; a last time at the end.
-async fn write_status_loop(shared: Arc<Shared>, dir: PathBuf, token: CancellationToken) {
+async fn write_status_loop(shared: Arc<Daemon>, dir: PathBuf, token: CancellationToken) {
     let mut last = (None, None);
     loop {
         let done = tokio::select! {
