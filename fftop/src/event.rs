@@ -29,7 +29,7 @@ pub enum Event {
 /// What one poll of a target brought.
 #[derive(Debug, Clone)]
 pub enum PollResult {
-    Up(Box<Sample>),
+    Up(Box<PollAnswer>),
     /// No usable answer; the error says why.
     Down {
         error: String,
@@ -39,7 +39,7 @@ pub enum PollResult {
 
 /// A successful poll.
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub struct PollAnswer {
     pub status: Status,
     /// New rate points (the whole `/series` history right after connecting); the app keeps only
     /// the ones newer than what it holds.

@@ -18,7 +18,7 @@ use shared::timefmt::now_ms;
 
 use crate::app::{App, Conn, TargetState};
 use crate::cli::Cli;
-use crate::event::{Event, PollResult, Sample};
+use crate::event::{Event, PollResult, PollAnswer};
 use crate::format;
 
 /// Polls all targets once, prints, and returns the exit code.
@@ -72,7 +72,7 @@ async fn poll(target: &Target, token: Option<String>, timeout: Duration) -> Poll
         Err(e) => return down(e.to_string()),
     };
     match tokio::time::timeout(timeout, client.status()).await {
-        Ok(Ok(status)) => PollResult::Up(Box::new(Sample {
+        Ok(Ok(status)) => PollResult::Up(Box::new(PollAnswer {
             status,
             points: Vec::new(),
             logs: None,

@@ -17,7 +17,7 @@ use shared::timefmt::now_ms;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::HISTORY_SECONDS;
-use crate::event::{Event, PollResult, Sample};
+use crate::event::{Event, PollResult, PollAnswer};
 
 /// Output lines fetched for the detail view.
 pub const LOG_LINES: usize = 60;
@@ -146,7 +146,7 @@ async fn poll_once(
     session: &mut Session,
     want_logs: bool,
     timeout: Duration,
-) -> Result<Sample, ClientError> {
+) -> Result<PollAnswer, ClientError> {
     let status = tokio::time::timeout(timeout, client.status())
         .await
         .map_err(|_| ClientError::Timeout(timeout))??;
@@ -192,7 +192,7 @@ async fn poll_once(
         None
     };
     session.last_ok_ms = Some(at_ms);
-    Ok(Sample {
+    Ok(PollAnswer {
         status,
         points,
         logs,

@@ -10,7 +10,7 @@ use shared::api::{
 use shared::client::Target;
 
 use crate::app::App;
-use crate::event::{Event, PollResult, Sample};
+use crate::event::{Event, PollResult, PollAnswer};
 
 /// "Now" in every test: 2026-11-24 00:00:00 UTC.
 pub const NOW: i64 = 1_795_478_400_000;
@@ -106,7 +106,7 @@ pub fn points(from_s: i64, to_s: i64, f: impl Fn(f64) -> f64) -> Vec<SeriesPoint
 pub fn up(target: &Target, status: Status, pts: Vec<SeriesPoint>) -> Event {
     Event::Poll {
         target: target.clone(),
-        result: PollResult::Up(Box::new(Sample {
+        result: PollResult::Up(Box::new(PollAnswer {
             status,
             points: pts,
             logs: Some(vec![
