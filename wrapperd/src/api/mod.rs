@@ -2,14 +2,14 @@
 //! `HTTP_PORT` is set.
 //!
 //! # Layout
-//! - this file: [`start`], the running [`Api`] and the [`Limits`] one client may take.
-//! - [`listener`]: binding the two sockets, the [`listener::Listen`] trait that covers both, the
+//! - this file: [`start`], the running [`Api`] and the `Limits` one client may take.
+//! - `listener`: binding the two sockets, the `Listen` trait that covers both, the
 //!   accept loop (one task per connection, eviction when full) and serving one connection.
-//! - [`io`]: what a connection's bytes pass through: the write-stall guard and the tracking
+//! - `io`: what a connection's bytes pass through: the write-stall guard and the tracking
 //!   of activity and requests in progress that eviction chooses by.
-//! - [`routes`]: the one warp filter: routing, the bearer token, query parameters.
-//! - [`format`]: text and JSON bodies (the seed's separators) and the responses around them.
-//! - [`metrics`]: `/metrics`, from one table of name, type, help and value.
+//! - `routes`: the one warp filter: routing, the bearer token, query parameters.
+//! - `format`: text and JSON bodies (the seed's separators) and the responses around them.
+//! - `metrics`: `/metrics`, from one table of name, type, help and value.
 //!
 //! The filter is served through hyper's HTTP/1 connection builder rather than `warp::serve`,
 //! which has no knobs for untrusted clients. Each listener limits its open connections (when
@@ -22,8 +22,8 @@
 //! the state's lock for microseconds ([`Shared::lines`] and friends take snapshots; formatting
 //! happens after the lock is released, on a blocking thread for large answers).
 //!
-//! The formats SPEC §6 leaves open are described in [`routes`] (parameters, status codes,
-//! authentication), [`format`] (bodies) and [`metrics`].
+//! The formats SPEC §6 leaves open are described in `routes` (parameters, status codes,
+//! authentication), `format` (bodies) and `metrics`.
 
 mod format;
 mod io;
