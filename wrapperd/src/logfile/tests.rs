@@ -391,7 +391,13 @@ fn stuck_disk_never_blocks_push_and_reports_the_cap_drops() {
     });
     sink.close();
     let text = read.join().unwrap();
-    // Walk the file: each notice accounts for exactly the lines missing before the next one.
+    assert_notices_account_for(&text, "disk full, failing or too slow", dropped, total);
+}
+
+/// Walks the output of `total` numbered lines of which `dropped` were dropped: each notice
+/// (`[wrapperd] N lines dropped: REASON`) accounts for exactly the lines missing before the
+/// next kept one.
+fn assert_notices_account_for(text: &str, reason: &str, dropped: u64, total: u64) {
     let mut next = 0u64;
     let mut reported = 0u64;
     let mut kept = 0u64;
@@ -399,7 +405,7 @@ fn stuck_disk_never_blocks_push_and_reports_the_cap_drops() {
         let l = &l[OVERHEAD - 1..];
         if let Some(rest) = l.strip_prefix("[wrapperd] ") {
             let n: u64 = rest
-                .strip_suffix(" lines dropped: disk full, failing or too slow")
+                .strip_suffix(&format!(" lines dropped: {reason}"))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("bad notice {l:?}"));
             next += n;
@@ -416,6 +422,55 @@ fn stuck_disk_never_blocks_push_and_reports_the_cap_drops() {
     assert_eq!(reported, dropped);
     assert_eq!(kept + dropped, total);
     assert_eq!(next, total);
+}
+
+#[test]
+fn unread_stream_never_blocks_push_and_reports_the_drops() {
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let cap = 64 << 10;
+    let out = Box::new(fs::File::from(write_end));
+    let sink = LogSink::stream(out, "stderr", Style::Angle, cap).unwrap();
+    let total = 20_000u64; // 700 kB: far more than the pipe and the cap hold
+    push_numbered(&sink, total); // returns although nobody reads the pipe
+    let dropped = sink.dropped();
+    assert!(dropped > 0);
+    // The writer is stuck in a write: flushing gives up.
+    assert!(!sink.flush_for(Duration::from_millis(50)));
+    let read = std::thread::spawn(move || {
+        let mut s = String::new();
+        fs::File::from(read_end).read_to_string(&mut s).unwrap();
+        s
+    });
+    assert!(sink.flush_for(Duration::from_secs(20)), "never flushed");
+    sink.push(now_ms(), "after the flush: not lost by close");
+    sink.close(); // the writer ends and closes the pipe: the reader sees EOF
+    let text = read.join().unwrap();
+    let (text, last) = text.trim_end().rsplit_once('\n').unwrap();
+    assert!(
+        last.ends_with("> after the flush: not lost by close"),
+        "{last:?}"
+    );
+    let reason = "stderr not read, failing or too slow";
+    assert_notices_account_for(&format!("{text}\n"), reason, dropped, total);
+}
+
+#[test]
+fn raw_lines_have_no_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    let out = Box::new(fs::File::create(&path).unwrap());
+    let sink = LogSink::stream(out, "stderr", Style::Bracket, 1 << 20).unwrap();
+    sink.push_raw("wrapperd: cannot write log file x: a\nb");
+    sink.push(now_ms(), "stamped");
+    assert!(sink.flush_for(Duration::from_secs(20)));
+    let text = fs::read_to_string(&path).unwrap();
+    let (raw, stamped) = text.split_once('\n').unwrap();
+    assert_eq!(raw, "wrapperd: cannot write log file x: a b");
+    assert!(
+        stamped.starts_with('[') && stamped.ends_with("] stamped\n"),
+        "{stamped:?}"
+    );
+    assert_eq!(stamped.len(), OVERHEAD + "stamped".len());
 }
 
 #[test]
