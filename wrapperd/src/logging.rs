@@ -4,11 +4,11 @@
 //! after the work directory is locked (a wrapperd that finds the directory busy must touch
 //! nothing), and it is written by its [`LogSink`]'s thread, so logging never waits on the disk.
 //!
-//! stderr is a [`LogSink`] too ([`LogSink::stream`]): a stderr nobody reads (a stalled container
+//! stderr is a [`LogSink`] too (`LogSink::stream`): a stderr nobody reads (a stalled container
 //! log driver) must not stop the task that logs — the progress reader included, which would stop
-//! ffmpeg. Lines that do not fit its queue ([`STDERR_CAP`]) are dropped, counted, and announced
+//! ffmpeg. Lines that do not fit its queue (`STDERR_CAP`) are dropped, counted, and announced
 //! by one `[wrapperd] N lines dropped: …` line once stderr takes lines again. At exit, what is
-//! queued is written if stderr takes it within [`EXIT_FLUSH`].
+//! queued is written if stderr takes it within `EXIT_FLUSH`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -31,7 +31,7 @@ static FILE: OnceLock<LogSink> = OnceLock::new();
 static STDERR: OnceLock<LogSink> = OnceLock::new();
 
 /// Installs the global subscriber; `debug` enables debug-level messages. Starts the stderr
-/// writer and has exit wait (up to [`EXIT_FLUSH`]) for it.
+/// writer and has exit wait (up to `EXIT_FLUSH`) for it.
 pub fn init(debug: bool) {
     if let Ok(sink) = LogSink::stream(
         Box::new(std::io::stderr()),

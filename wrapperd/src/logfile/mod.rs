@@ -9,7 +9,7 @@
 //! # How it works
 //! - `push` formats the line (`<YYYY-MM-DD HH:MM:SS> line` or `[…] line`, local time) straight
 //!   into a pending `Vec<u8>` under a mutex held for a few dozen nanoseconds: no allocation per
-//!   line, the formatted timestamp is cached per second. The writer thread swaps the whole pending
+//!   line, the formatted timestamp is cached per second (`shared::timefmt::LocalSecondCache`). The writer thread swaps the whole pending
 //!   buffer for its own (emptied) one and writes it with few large `write`s (double buffer).
 //!   After a write the writer lingers up to 20 ms for more lines (woken early only when 256 KiB
 //!   are pending), so a busy log costs pushers almost no wake-ups; an idle writer is woken by the
@@ -40,18 +40,18 @@
 //!   directory and reopens the file. A file that could not be opened is retried at the next write.
 //! - [`LogSink::close`] writes out everything pushed before it, then joins the writer; pushes after
 //!   `close` are ignored. Dropping the last clone of a sink closes it too.
-//! - wrapperd's own stderr is a sink of the same kind ([`LogSink::stream`], used by
+//! - wrapperd's own stderr is a sink of the same kind (`LogSink::stream`, used by
 //!   [`crate::logging`]): no rotation, no path check, and the same drop-and-count with a notice
 //!   (`… lines dropped: stderr not read, failing or too slow`), so a stderr nobody reads (a
 //!   stalled container log driver) never holds back the task that logs. Messages about the log
 //!   files themselves (cannot write, works again) go there too, without a timestamp.
 //!
 //! # Layout
-//! - [`sink`]: the push side, [`LogSink`].
-//! - [`writer`]: the writer thread's loop, drops and notices, over an `Output`.
-//! - [`file`]: `RotatingFile` (open, reopen, rotate, backups, path check), and reading the
+//! - `sink`: the push side, [`LogSink`].
+//! - `writer`: the writer thread's loop, drops and notices, over an `Output`.
+//! - `file`: `RotatingFile` (open, reopen, rotate, backups, path check), and reading the
 //!   start time of an existing file.
-//! - [`stream`]: wrapperd's stderr as an output: never rotated.
+//! - `stream`: wrapperd's stderr as an output: never rotated.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
