@@ -3,24 +3,68 @@
 //! A `tracing` layer formats each event once and hands it to both. The file is attached only
 //! after the work directory is locked (a wrapperd that finds the directory busy must touch
 //! nothing), and it is written by its [`LogSink`]'s thread, so logging never waits on the disk.
+//!
+//! stderr is a [`LogSink`] too (`LogSink::stream`): a stderr nobody reads (a stalled container
+//! log driver) must not stop the task that logs — the progress reader included, which would stop
+//! ffmpeg. Lines that do not fit its queue (`STDERR_CAP`) are dropped, counted, and announced
+//! by one `[wrapperd] N lines dropped: …` line once stderr takes lines again. At exit, what is
+//! queued is written if stderr takes it within `EXIT_FLUSH`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::logfile::LogSink;
+use crate::logfile::{LogSink, Style};
+
+/// Most bytes of wrapperd's own log waiting for stderr; more lines are dropped (and counted).
+pub(crate) const STDERR_CAP: usize = 4 << 20;
+/// How long exit waits for stderr to take what is queued.
+pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
 
 static FILE: OnceLock<LogSink> = OnceLock::new();
+static STDERR: OnceLock<LogSink> = OnceLock::new();
 
-/// Installs the global subscriber; `debug` enables debug-level messages.
+/// Installs the global subscriber; `debug` enables debug-level messages. Starts the stderr
+/// writer and has exit wait (up to `EXIT_FLUSH`) for it.
 pub fn init(debug: bool) {
+    if let Ok(sink) = LogSink::stream(
+        Box::new(std::io::stderr()),
+        "stderr",
+        Style::Bracket,
+        STDERR_CAP,
+    ) {
+        if STDERR.set(sink).is_ok() {
+            // SAFETY: registers a plain function without arguments, run by `exit`.
+            unsafe {
+                libc::atexit(flush_stderr_at_exit);
+            }
+        }
+    }
     let max = if debug { Level::DEBUG } else { Level::INFO };
     let _ = tracing_subscriber::registry().with(Line { max }).try_init();
+}
+
+/// Run by `exit` (returning from `main` too): writes what is queued for stderr, unless stderr
+/// does not take it within [`EXIT_FLUSH`].
+extern "C" fn flush_stderr_at_exit() {
+    if let Some(s) = STDERR.get() {
+        s.flush_for(EXIT_FLUSH);
+    }
+}
+
+/// One line on stderr as it is (no timestamp), queued like the log's lines: for messages about
+/// the log files, which their writer threads must not block on.
+pub(crate) fn stderr_line(text: &str) {
+    match STDERR.get() {
+        Some(s) => s.push_raw(text),
+        None => eprintln!("{text}"),
+    }
 }
 
 /// From now on every message also goes to `sink` (wrapperd.log).
@@ -33,10 +77,13 @@ pub fn file() -> Option<&'static LogSink> {
     FILE.get()
 }
 
+/// The layer that writes each event as one line.
 struct Line {
+    /// The most verbose level written.
     max: Level,
 }
 
+/// An event's message, then its other fields as ` name=value`.
 struct Message(String);
 
 impl Visit for Message {
@@ -72,11 +119,16 @@ impl<S: Subscriber> Layer<S> for Line {
             Level::INFO => msg.0,
         };
         let ms = shared::timefmt::now_ms();
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "[{}] {text}",
-            shared::timefmt::local_text(ms)
-        );
+        match STDERR.get() {
+            Some(s) => s.push(ms, &text),
+            None => {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "[{}] {text}",
+                    shared::timefmt::local_text(ms)
+                );
+            }
+        }
         if let Some(f) = FILE.get() {
             f.push(ms, &text);
         }
