@@ -18,7 +18,7 @@ use shared::timefmt::now_ms;
 
 use crate::app::{App, Conn, TargetState};
 use crate::cli::Cli;
-use crate::event::{Event, PollResult, PollAnswer};
+use crate::event::{Event, PollAnswer, PollResult};
 use crate::format;
 
 /// Polls all targets once, prints, and returns the exit code.

@@ -17,7 +17,7 @@ use shared::timefmt::now_ms;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::HISTORY_SECONDS;
-use crate::event::{Event, PollResult, PollAnswer};
+use crate::event::{Event, PollAnswer, PollResult};
 
 /// Output lines fetched for the detail view.
 pub const LOG_LINES: usize = 60;

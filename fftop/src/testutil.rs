@@ -10,7 +10,7 @@ use shared::api::{
 use shared::client::Target;
 
 use crate::app::App;
-use crate::event::{Event, PollResult, PollAnswer};
+use crate::event::{Event, PollAnswer, PollResult};
 
 /// "Now" in every test: 2026-11-24 00:00:00 UTC.
 pub const NOW: i64 = 1_795_478_400_000;

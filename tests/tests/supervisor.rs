@@ -762,3 +762,74 @@ fn an_input_reading_stdin_gets_wrapperds_stdin() {
     );
     assert_eq!(status["exit"]["ffmpeg_status"], 0);
 }
+
+/// wrapperd running the fake ffmpeg with the manager's checks active at once and a short stall
+/// limit, recording the signals ffmpeg gets; finishing after a stop takes `finish` seconds.
+fn stalling_fake(wd: &Wd, finish: &str) -> WrapperCmd {
+    wd.wrapperd()
+        .fake()
+        .envs(&[
+            ("MANAGER_START_DELAY", "0"),
+            ("ENCODING_CHECK_START_DELAY", "0"),
+            ("ENCODING_MAX_STDOUT_STUCK_TIME", "0.5"),
+            ("STOP_TIMEOUT", "30"),
+        ])
+        .env("FAKE_FFMPEG_SIGNAL_LOG", wd.file("signals.log"))
+        .args([format!("finish-secs={finish}"), "block-interval=0.1".into()])
+}
+
+#[test]
+fn a_first_sigterm_during_the_managers_stop_does_not_kill_ffmpeg() {
+    let wd = Wd::new();
+    // Encodes, then goes silent: the manager stops it as stalled; finishing takes 3 s.
+    let mut d = stalling_fake(&wd, "3")
+        .args(["run", "fps=25", "secs=1", "silence"])
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(20), || wd
+            .status_file("STATE")
+            .as_deref()
+            == Some("stopping")),
+        "the manager did not stop ffmpeg: {}",
+        wd.log("wrapperd.log")
+    );
+    // `docker stop` while ffmpeg writes its trailer: the first signal to wrapperd.
+    d.signal(Signal::SIGTERM);
+    let st = d.wait(T);
+    let log = wd.log("wrapperd.log");
+    assert_eq!(st.code(), Some(1), "the manager's stop decides: {log}");
+    let status = wd.status_json().unwrap();
+    assert_ne!(
+        status["exit"]["ffmpeg_status"], "signal 9",
+        "ffmpeg was killed: {log}"
+    );
+    assert_eq!(
+        fs::read_to_string(wd.file("signals.log")).unwrap(),
+        "2\n",
+        "one SIGINT, nothing else"
+    );
+    assert!(!log.contains("killing ffmpeg"), "{log}");
+}
+
+#[test]
+fn no_manager_decision_is_logged_once_a_stop_has_begun() {
+    let wd = Wd::new();
+    // SIGTERM while it encodes; finishing takes 2 s of silence, longer than the stall limit.
+    let mut d = stalling_fake(&wd, "2").args(["run", "fps=25"]).spawn();
+    d.wait_api_or_progress(&wd, 3);
+    d.signal(Signal::SIGTERM);
+    let st = d.wait(T);
+    let log = wd.log("wrapperd.log");
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert_eq!(log.matches("manager stops ffmpeg").count(), 0, "{log}");
+    assert_eq!(fs::read_to_string(wd.file("signals.log")).unwrap(), "2\n");
+
+    // Stopped by the manager, finishing for longer than the stall limit: one decision.
+    let wd = Wd::new();
+    let mut d = stalling_fake(&wd, "2")
+        .args(["run", "fps=25", "secs=1", "silence"])
+        .spawn();
+    assert_eq!(d.wait(T).code(), Some(1));
+    let log = wd.log("wrapperd.log");
+    assert_eq!(log.matches("manager stops ffmpeg").count(), 1, "{log}");
+}

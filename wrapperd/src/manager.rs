@@ -201,6 +201,9 @@ pub struct Manager {
     failing_since: Option<Instant>,
     /// The stop decided, once decided.
     stop: Option<Stop>,
+    /// A stop has begun (by this manager or not): no more decisions, none logged that nothing
+    /// would act on.
+    stood_down: bool,
 }
 
 fn valid_speed(s: Option<f64>) -> Option<f64> {
@@ -262,6 +265,7 @@ impl Manager {
             min_speed: None,
             failing_since: None,
             stop: None,
+            stood_down: false,
         }
     }
 
@@ -294,7 +298,12 @@ impl Manager {
         }
         // The first blocks, before two of them span some time, give no rates yet: they are not
         // judged (with the checks starting at once, the very first block would fail).
-        if self.stop.is_none() && self.is_active(now) && !p.end && self.window.is_measuring() {
+        if self.stop.is_none()
+            && !self.stood_down
+            && self.is_active(now)
+            && !p.end
+            && self.window.is_measuring()
+        {
             self.evaluate(now, &mut notes);
         }
         self.check_deadlines(now, &mut notes);
@@ -312,13 +321,19 @@ impl Manager {
     /// instant or later decides the stop (the limits are "more than", so it is one nanosecond
     /// past the limit).
     pub fn next_deadline(&self) -> Option<Instant> {
-        if self.stop.is_some() || self.rules.disabled {
+        if self.stop.is_some() || self.stood_down || self.rules.disabled {
             return None;
         }
         let d = self
             .failing_deadline()
             .map_or(self.stall_deadline(), |f| f.min(self.stall_deadline()));
         Some(d + Duration::from_nanos(1))
+    }
+
+    /// ffmpeg is being stopped (for any reason): decide and log nothing more. Rates and health
+    /// stay as they are.
+    pub fn stand_down(&mut self) {
+        self.stood_down = true;
     }
 
     /// The stop decided, once decided (it stays decided).
@@ -529,7 +544,7 @@ impl Manager {
 
     /// Decides a stop whose deadline is passed (the earlier one when both are).
     fn check_deadlines(&mut self, now: Instant, notes: &mut Vec<String>) {
-        if self.stop.is_some() || !self.is_active(now) {
+        if self.stop.is_some() || self.stood_down || !self.is_active(now) {
             return;
         }
         let stall = self.stall_deadline();

@@ -1,6 +1,7 @@
 //! What each signal to wrapperd means (SPEC §7), and the signal hygiene of the child.
 //!
-//! `SIGTERM`, `SIGINT`, `SIGQUIT` ask for a graceful stop (a second one kills ffmpeg at once);
+//! `SIGTERM`, `SIGINT`, `SIGQUIT` ask for a graceful stop (a second one to wrapperd kills ffmpeg
+//! at once; a first one during the manager's stop does not);
 //! `SIGHUP` rotates the logs and is never passed on (ffmpeg dies on it, and an ssh session that
 //! closes sends it); `SIGCHLD` means some child ended and must be reaped. Like tini, wrapperd
 //! unblocks every signal for itself at start (a parent such as `nohup` or a shell's `&` may
@@ -12,7 +13,7 @@ use tokio::signal::unix::{signal as listen, SignalKind};
 /// A signal, as the supervisor acts on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// Stop gracefully (or, if already stopping, kill).
+    /// Stop gracefully (or, after an earlier stop signal, kill).
     Stop(Signal),
     /// Rotate the logs.
     Rotate,

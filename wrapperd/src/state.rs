@@ -299,13 +299,20 @@ impl Daemon {
         }
     }
 
-    /// A stop was asked of ffmpeg, for `reason`: the state is `stopping` until it exits.
+    /// A stop was asked of ffmpeg, for `reason`: the state is `stopping` until it exits, and the
+    /// manager stands down (it decides nothing more, so nothing logs a stop that nobody acts on).
     pub fn begin_stopping(&self, reason: String) {
         let mut g = self.lock();
+        g.manager.stand_down();
         g.state = State::Stopping;
         g.stopping_reason = Some(reason);
         drop(g);
         self.changed.notify_one();
+    }
+
+    /// The life-cycle state (`starting`, `running`, `stopping`, `exited`).
+    pub fn state(&self) -> State {
+        self.lock().state
     }
 
     /// ffmpeg exited and wrapperd decided its exit: the state is `exited` for good.

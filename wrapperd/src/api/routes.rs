@@ -476,8 +476,7 @@ mod tests {
         // Warming up (just started).
         let a = get(&c, "/healthz").await;
         assert_eq!((a.status, a.body.as_str()), (200, "ok"));
-        f.shared
-            .begin_stopping("stop requested by SIGTERM".into());
+        f.shared.begin_stopping("stop requested by SIGTERM".into());
         let a = get(&c, "/healthz").await;
         assert_eq!(a.status, 503);
         assert_eq!(a.body, "stopping: stop requested by SIGTERM");
