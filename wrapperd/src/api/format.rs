@@ -13,7 +13,7 @@
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::ser::Formatter;
-use shared::timefmt;
+use shared::timefmt::LocalSecondCache;
 use warp::http::header::{self, HeaderValue};
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -119,44 +119,15 @@ pub(crate) fn json_strings(items: &[String]) -> serde_json::Result<Vec<u8>> {
     seed_json(items, 2 + items.iter().map(|s| s.len() + 4).sum::<usize>())
 }
 
-/// Local `YYYY-MM-DD HH:MM:SS` of the last second seen; lines arrive in order, so most lines
-/// reuse it.
-struct TimeCache {
-    /// The Unix second `text` shows.
-    second: i64,
-    /// That second's local time.
-    text: String,
-}
-
-impl TimeCache {
-    /// A cache holding no second yet.
-    fn new() -> Self {
-        TimeCache {
-            second: i64::MIN,
-            text: String::new(),
-        }
-    }
-
-    /// The local time text of the second of `unix_ms`.
-    fn get(&mut self, unix_ms: i64) -> &str {
-        let second = unix_ms.div_euclid(1000);
-        if second != self.second {
-            self.second = second;
-            self.text = timefmt::local_text(second.saturating_mul(1000));
-        }
-        &self.text
-    }
-}
-
 /// A snapshot serialized as `[["time", "line"], ...]`.
 struct TimedLines<'a>(&'a Snapshot);
 
 impl Serialize for TimedLines<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut times = TimeCache::new();
+        let mut times = LocalSecondCache::new();
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
         for (t, line) in self.0.iter() {
-            seq.serialize_element(&(times.get(t), line))?;
+            seq.serialize_element(&(times.text(t), line))?;
         }
         seq.end()
     }
@@ -169,14 +140,14 @@ pub(crate) fn format_lines(snap: &Snapshot, json: bool) -> serde_json::Result<Ve
         // Escapes are rare in ffmpeg's output; the Vec grows if they are not.
         return seed_json(&TimedLines(snap), 2 + text_bytes + snap.len() * 30);
     }
-    let mut times = TimeCache::new();
+    let mut times = LocalSecondCache::new();
     let mut out = Vec::with_capacity(text_bytes + snap.len() * 23);
     for (i, (t, line)) in snap.iter().enumerate() {
         if i > 0 {
             out.push(b'\n');
         }
         out.push(b'<');
-        out.extend_from_slice(times.get(t).as_bytes());
+        out.extend_from_slice(times.bytes(t));
         out.extend_from_slice(b"> ");
         out.extend_from_slice(line.as_bytes());
     }
