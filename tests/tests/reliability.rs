@@ -24,13 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use tests::http::{raw, status_line, tcp, unix};
 use tests::*;
 
 const T: Duration = Duration::from_secs(60);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 // ===== mount namespaces =====
 
@@ -81,19 +78,6 @@ fn in_mount_namespace(mut w: WrapperCmd, setup: &str, post: &str) -> WrapperCmd 
 }
 
 // ===== processes =====
-
-fn rss_kb(pid: i32) -> u64 {
-    proc_status(pid)
-        .get("VmRSS")
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fd_count(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
 
 /// wrapperd's pid from `status/PID` (also when it runs under `unshare`).
 fn wrapperd_pid(wd: &Wd) -> i32 {
@@ -670,43 +654,6 @@ fn a_reader_looping_on_status_json_never_sees_a_partial_file() {
 }
 
 // ===== 5. API abuse =====
-
-/// One raw request; the answer up to EOF (or what came before an error or timeout).
-fn raw<S: Read + Write>(mut s: S, req: &[u8]) -> Vec<u8> {
-    let _ = s.write_all(req);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => out.extend_from_slice(&buf[..k]),
-        }
-    }
-    out
-}
-
-fn unix(sock: &Path) -> UnixStream {
-    let s = UnixStream::connect(sock).expect("connect api.sock");
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
-    s
-}
-
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect tcp");
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-fn status_line(answer: &[u8]) -> String {
-    String::from_utf8_lossy(answer)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
 
 /// The API under abuse: wrapperd with a fake encode, TCP on with a token.
 struct Target {
