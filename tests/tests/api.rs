@@ -663,8 +663,8 @@ fn hundred_thousand_lines_held_come_back_in_order() {
     let v = block_on(d.client().last_stdout(0)).unwrap();
     assert_eq!(v.len(), 100_000);
     assert_eq!(v[99_999].1, "line 100000");
+    // How fast is a figure for bench/run (ffw-bench 6c-6e), not an assertion here.
     eprintln!("100 000 lines: text {took:?}, JSON {took_json:?} (debug build)");
-    assert!(took < Duration::from_secs(5) && took_json < Duration::from_secs(5));
     let m = scrape(&get(&d, "/metrics").body);
     assert_eq!(sample(&m, "ffwrapper_log_lines_total"), Some(100_000.0));
     d.signal(Signal::SIGTERM);

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::{mono_ns, sleep};
 
-// Child modes.
-
 pub(crate) static SIGNAL_NS: AtomicI64 = AtomicI64::new(0);
 
 pub(crate) extern "C" fn on_stop_signal(_: libc::c_int) {
@@ -149,11 +147,15 @@ pub(crate) fn child_main(mode: &str) -> ! {
 /// A pretend encode: the state behind the progress blocks and stats lines the child writes.
 #[derive(Default)]
 pub(crate) struct Enc {
+    /// Seconds of the pretend encode so far.
     pub(crate) t: f64,
+    /// Frames encoded so far.
     pub(crate) frame: f64,
+    /// Seconds of output written so far.
     pub(crate) out_s: f64,
     /// fps and speed to report instead of the averages.
     pub(crate) reported: Option<(f64, f64)>,
+    /// `CLOCK_MONOTONIC` ns of the first failing block (0: none yet).
     pub(crate) first_fail: i64,
 }
 

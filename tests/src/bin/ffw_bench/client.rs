@@ -9,9 +9,7 @@ use std::time::Duration;
 use tests::http::{code_and_body, parse_head, try_raw, Head};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-// HTTP: a minimal HTTP/1.1 client, blocking (one request per connection) and async (keep-alive,
-// for the load generator). wrapperd answers with Content-Length; chunked bodies are handled too.
-
+/// Where a wrapperd's API is.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Unix(PathBuf),
@@ -100,9 +98,13 @@ pub(crate) async fn skip_n<R: AsyncRead + Unpin>(s: &mut R, mut n: usize) -> std
 /// A request's latency runs from the moment it is issued (queued for a free connection) until its
 /// whole body is read, so a slow answer delays the ones behind it and that shows.
 pub(crate) struct Load {
+    /// Each request's latency, in ms.
     pub(crate) lat_ms: Vec<f64>,
+    /// Requests that failed or got no `200`.
     pub(crate) errors: u64,
+    /// Requests answered per second.
     pub(crate) achieved_rate: f64,
+    /// Body bytes of one answer.
     pub(crate) bytes: usize,
 }
 

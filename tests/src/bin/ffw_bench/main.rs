@@ -19,6 +19,7 @@
 //!   5 fps at 0.2x (fail); writes `<reference ns> <SIGINT ns>` to `$FFW_BENCH_STAMP`, where the
 //!   reference is the last output (stall) or the first failing block (fail) (measurement 7).
 
+mod abuse;
 mod child;
 mod client;
 mod encode;

@@ -10,18 +10,23 @@ use std::time::{Duration, Instant};
 use crate::client::{get, get_json, Target};
 use crate::util::{sleep, wait_for};
 
-// Processes.
-
+/// The binaries a run uses.
 pub(crate) struct Bins {
+    /// The wrapperd under test.
     pub(crate) wrapperd: PathBuf,
+    /// The fftop under test.
     pub(crate) fftop: PathBuf,
+    /// The scripted fake ffmpeg.
     pub(crate) fake: PathBuf,
+    /// This binary (the scripted child of some measurements).
     pub(crate) me: PathBuf,
 }
 
 /// A running wrapperd (stopped with SIGTERM, then SIGKILL, when dropped).
 pub(crate) struct Daemon {
+    /// The wrapperd process.
     pub(crate) child: Child,
+    /// Its work directory.
     pub(crate) wd: PathBuf,
 }
 

@@ -7,35 +7,51 @@ use std::path::Path;
 
 use crate::util::cmd_out;
 
-// Results.
-
+/// A figure against its goal.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Verdict {
+    /// The goal is met.
     Met,
+    /// The goal is missed.
     Missed,
+    /// No goal: for information.
     Info,
 }
 
+/// One line of the table.
 pub(crate) struct Row {
+    /// `3`, `6a`, ...
     pub(crate) id: String,
+    /// What is measured.
     pub(crate) what: String,
+    /// The goal, as text.
     pub(crate) goal: String,
+    /// The figure, as text.
     pub(crate) figure: String,
     /// figure / goal, where that means something.
     pub(crate) ratio: Option<f64>,
+    /// Met, missed, or for information.
     pub(crate) verdict: Verdict,
 }
 
+/// A measurement's part of BENCHMARKS.md.
 pub(crate) struct Section {
+    /// The measurement's number.
     pub(crate) id: u32,
+    /// Its title.
     pub(crate) title: String,
+    /// How the figures were taken.
     pub(crate) how: String,
+    /// Every figure, one line each.
     pub(crate) details: Vec<String>,
 }
 
+/// Everything measured: the table and the sections.
 #[derive(Default)]
 pub(crate) struct Report {
+    /// The table.
     pub(crate) rows: Vec<Row>,
+    /// The measurements' sections.
     pub(crate) sections: Vec<Section>,
 }
 
@@ -106,8 +122,6 @@ pub(crate) fn fmt_row_plain(r: &Row) -> String {
         verdict_word(r.verdict)
     )
 }
-
-// Machine description and BENCHMARKS.md.
 
 pub(crate) fn machine() -> Vec<(String, String)> {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use crate::abuse::{m6_abuse, HOW};
 use crate::client::{get, load, Target};
 use crate::procs::Daemon;
 use crate::report::Report;
@@ -202,6 +203,7 @@ pub(crate) fn m6_api(c: &Ctx, rep: &mut Report, d: &Daemon) {
                 .unwrap_or(f64::NAN),
         ));
     }
+    m6_abuse(c, rep, &targets, &mut details);
     rep.section(
         6,
         "API latency",
@@ -214,7 +216,7 @@ pub(crate) fn m6_api(c: &Ctx, rep: &mut Report, d: &Daemon) {
              a slow answer also delays the requests queued behind it. Then \
              `/last_stdout?count=0` (the 100 000 lines, about 11.5 MiB of text) at 4 requests/s \
              for {big_secs:.0} s while `/status` goes on at 1000/s. The generator shares the 2 \
-             cores with wrapperd and the encode."
+             cores with wrapperd and the encode.{HOW}"
         ),
         details,
     );

@@ -7,8 +7,6 @@ use tests::procfs;
 
 pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
-// Small helpers: clocks, /proc, statistics.
-
 pub(crate) fn mono_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
