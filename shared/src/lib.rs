@@ -4,10 +4,12 @@
 //! - [`api`]: the JSON types of the HTTP API (`/status`, `/series`, ...). Fields may be added,
 //!   never renamed: existing clients rely on them.
 //! - [`progress`]: the parser of ffmpeg's `-progress` blocks, for every ffmpeg from 4.1 on.
-//! - [`client`]: the API client (Unix socket or TCP) used by fftop and the integration tests.
+//! - [`client`]: the API client (Unix socket or TCP) used by fftop and the integration tests;
+//!   only with the `client` feature (reqwest), which wrapperd does not enable.
 //! - [`timefmt`]: the two time formats of the API (local `YYYY-MM-DD HH:MM:SS`, RFC 3339 ms).
 
 pub mod api;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod progress;
 pub mod timefmt;

@@ -3,8 +3,15 @@
 //!
 //! Each test gets its own temporary work directory ([`Wd`]). Waiting is always for a condition
 //! with a deadline ([`wait_until`]), never a bare sleep.
+//!
+//! - [`http`]: raw HTTP/1.1 requests, below the API client (also used by `ffw-bench`).
+//! - [`procfs`]: what `/proc` says about a process (alive, children, RSS, descriptors, CPU).
 
-use std::collections::HashMap;
+pub mod http;
+pub mod procfs;
+
+pub use procfs::{children_of, fd_count, proc_status, process_gone, rss_kb};
+
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -342,49 +349,9 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Whether a process is gone: no such pid, or a zombie (dead, waiting for a parent that is not
-/// ours to reap).
-pub fn process_gone(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest.starts_with('Z'))
-            .unwrap_or(true),
-    }
-}
-
-/// Fields of `/proc/PID/status` (e.g. `SigIgn`, `SigBlk`, `PPid`).
-pub fn proc_status(pid: i32) -> HashMap<String, String> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
-
-/// The children of `pid` as (pid, state letter).
-pub fn children_of(pid: i32) -> Vec<(i32, char)> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let mut f = rest.split(' ');
-        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid: i32 = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if ppid == pid {
-            out.push((p, state));
-        }
-    }
-    out
+/// A finished process's stderr, as text (for assertion messages).
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Runs `ffprobe` for the duration of a media file; `None` if it cannot be read.

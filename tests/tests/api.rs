@@ -17,6 +17,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 use shared::api::{FfmpegStatus, Health, State, Status};
 use shared::client::{Answer, Client, Target};
+use tests::http::{header, raw, unix};
 use tests::*;
 
 const T: Duration = Duration::from_secs(60);
@@ -264,24 +265,6 @@ fn health_metric(s: &prometheus_parse::Scrape) -> String {
     on[0].0.clone()
 }
 
-/// A raw HTTP/1.1 request over a Unix socket; the whole answer.
-fn raw(sock: &Path, request: &str) -> String {
-    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
-    let head = answer.split("\r\n\r\n").next()?;
-    head.split("\r\n").skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -459,25 +442,30 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
         let a = block_on(c.request(m.clone(), p)).unwrap();
         assert_eq!(a.status, 405, "{m} {p}");
     }
-    let a = raw(
-        &sock,
-        "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
+    let a = String::from_utf8_lossy(&raw(
+        unix(&sock),
+        "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .as_bytes(),
+    ))
+    .into_owned();
     assert!(a.starts_with("HTTP/1.1 405"), "{a}");
     assert_eq!(header(&a, "allow"), Some("GET, HEAD"));
-    let a = raw(
-        &sock,
-        "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let a = String::from_utf8_lossy(&raw(
+        unix(&sock),
+        "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".as_bytes(),
+    ))
+    .into_owned();
     assert!(a.starts_with("HTTP/1.1 200"), "{a}");
     assert!(a.ends_with("\r\n\r\n"), "no body: {a}");
     assert_eq!(header(&a, "content-type"), Some(JSON));
 
     let big = "x".repeat(20 * 1024);
-    let a = raw(
-        &sock,
-        &format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"),
-    );
+    let a = String::from_utf8_lossy(&raw(
+        unix(&sock),
+        format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    ))
+    .into_owned();
     assert!(
         a.starts_with("HTTP/1.1 431"),
         "a request head over 16 KiB: {:.100}",
@@ -675,8 +663,8 @@ fn hundred_thousand_lines_held_come_back_in_order() {
     let v = block_on(d.client().last_stdout(0)).unwrap();
     assert_eq!(v.len(), 100_000);
     assert_eq!(v[99_999].1, "line 100000");
+    // How fast is a figure for bench/run (ffw-bench 6c-6e), not an assertion here.
     eprintln!("100 000 lines: text {took:?}, JSON {took_json:?} (debug build)");
-    assert!(took < Duration::from_secs(5) && took_json < Duration::from_secs(5));
     let m = scrape(&get(&d, "/metrics").body);
     assert_eq!(sample(&m, "ffwrapper_log_lines_total"), Some(100_000.0));
     d.signal(Signal::SIGTERM);

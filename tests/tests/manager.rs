@@ -22,20 +22,47 @@ const T: Duration = Duration::from_secs(60);
 const ERROR_TIME: f64 = 1.5;
 const STUCK_TIME: f64 = 1.5;
 
+/// The manager's settings of a test (`MANAGER_START_DELAY` is 0 in all of them), in seconds.
+struct Limits {
+    /// `ENCODING_CHECK_START_DELAY`.
+    check: &'static str,
+    /// `ENCODING_RATE_WINDOW`.
+    window: &'static str,
+    /// `ENCODING_MAX_ERROR_TIME`.
+    error: &'static str,
+    /// `ENCODING_MAX_STDOUT_STUCK_TIME`.
+    stuck: &'static str,
+    /// `STOP_TIMEOUT`.
+    stop: &'static str,
+}
+
+/// wrapperd (with real ffmpeg unless the caller says otherwise) under `limits`.
+fn managed(wd: &Wd, limits: Limits) -> WrapperCmd {
+    wd.wrapperd().envs(&[
+        ("MANAGER_START_DELAY", "0"),
+        ("ENCODING_CHECK_START_DELAY", limits.check),
+        ("ENCODING_RATE_WINDOW", limits.window),
+        ("ENCODING_MAX_ERROR_TIME", limits.error),
+        ("ENCODING_MAX_STDOUT_STUCK_TIME", limits.stuck),
+        ("STOP_TIMEOUT", limits.stop),
+    ])
+}
+
 fn fast(wd: &Wd) -> WrapperCmd {
-    wd.wrapperd()
-        .fake()
-        .envs(&[
-            ("MANAGER_START_DELAY", "0"),
-            ("ENCODING_CHECK_START_DELAY", "0.5"),
-            ("ENCODING_RATE_WINDOW", "1"),
-            ("ENCODING_MAX_ERROR_TIME", "1.5"),
-            ("ENCODING_MAX_STDOUT_STUCK_TIME", "1.5"),
-            ("STOP_TIMEOUT", "2"),
-        ])
-        .env("FAKE_FFMPEG_SIGNAL_LOG", wd.file("signals.log"))
-        // Finishing the outputs takes a moment, as with ffmpeg, so `stopping` can be seen.
-        .args(["finish-secs=0.3"])
+    managed(
+        wd,
+        Limits {
+            check: "0.5",
+            window: "1",
+            error: "1.5",
+            stuck: "1.5",
+            stop: "2",
+        },
+    )
+    .fake()
+    .env("FAKE_FFMPEG_SIGNAL_LOG", wd.file("signals.log"))
+    // Finishing the outputs takes a moment, as with ffmpeg, so `stopping` can be seen.
+    .args(["finish-secs=0.3"])
 }
 
 /// What the test saw of a wrapperd while it ran.
@@ -513,21 +540,21 @@ fn wait_running_ok(d: &Daemon, wd: &Wd, frames: u64) {
 fn real_ffmpeg_re_encode_runs_20s_unharmed_then_sigterm_exits_0() {
     let wd = Wd::new();
     let out = wd.file("out.mp4");
-    let mut d = wd
-        .wrapperd()
-        .envs(&[
-            ("MANAGER_START_DELAY", "0"),
-            ("ENCODING_CHECK_START_DELAY", "2"),
-            ("ENCODING_RATE_WINDOW", "2"),
-            ("ENCODING_MAX_ERROR_TIME", "3"),
-            ("ENCODING_MAX_STDOUT_STUCK_TIME", "3"),
-            ("STOP_TIMEOUT", "5"),
-        ])
-        .args(["-hide_banner", "-re", "-f", "lavfi"])
-        .args(["-i", "testsrc=size=320x240:rate=25"])
-        .args(["-c:v", "mpeg4", "-q:v", "5", "-y"])
-        .args([&out])
-        .spawn();
+    let mut d = managed(
+        &wd,
+        Limits {
+            check: "2",
+            window: "2",
+            error: "3",
+            stuck: "3",
+            stop: "5",
+        },
+    )
+    .args(["-hide_banner", "-re", "-f", "lavfi"])
+    .args(["-i", "testsrc=size=320x240:rate=25"])
+    .args(["-c:v", "mpeg4", "-q:v", "5", "-y"])
+    .args([&out])
+    .spawn();
     let started = Instant::now();
     wait_running_ok(&d, &wd, 25);
     let mut w = Watch::new(&d, None);
@@ -558,28 +585,28 @@ fn real_ffmpeg_whose_input_stops_sending_is_stopped_as_stalled_and_its_mp4_is_va
     let out = wd.file("out.mp4");
     let port = free_tcp_port();
     // ffmpeg takes a live MPEG-TS stream over TCP (it listens, the source connects).
-    let mut d = wd
-        .wrapperd()
-        .envs(&[
-            ("MANAGER_START_DELAY", "0"),
-            ("ENCODING_CHECK_START_DELAY", "3"),
-            ("ENCODING_RATE_WINDOW", "1"),
+    let mut d = managed(
+        &wd,
+        Limits {
+            check: "3",
+            window: "1",
             // ffmpeg 7 keeps writing frozen blocks, which fail too: the stall comes first.
-            ("ENCODING_MAX_ERROR_TIME", "4"),
-            ("ENCODING_MAX_STDOUT_STUCK_TIME", "2"),
-            ("STOP_TIMEOUT", "10"),
-        ])
-        .args([
-            "-hide_banner",
-            "-analyzeduration",
-            "1000000",
-            "-f",
-            "mpegts",
-        ])
-        .args(["-i", &format!("tcp://127.0.0.1:{port}?listen=1")])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-y"])
-        .args([&out])
-        .spawn();
+            error: "4",
+            stuck: "2",
+            stop: "10",
+        },
+    )
+    .args([
+        "-hide_banner",
+        "-analyzeduration",
+        "1000000",
+        "-f",
+        "mpegts",
+    ])
+    .args(["-i", &format!("tcp://127.0.0.1:{port}?listen=1")])
+    .args(["-c:v", "libx264", "-preset", "ultrafast", "-y"])
+    .args([&out])
+    .spawn();
     assert!(
         wait_until(Duration::from_secs(10), || tcp_listening(port)),
         "ffmpeg does not listen on {port}: {}",
@@ -637,21 +664,21 @@ fn real_ffmpeg_that_slows_down_is_stopped_as_failing() {
     let out = wd.file("out.mp4");
     // The realtime filter paces the source at real time, then (4 s in) at a quarter of it:
     // 6.25 fps, speed 0.25, and still a frame every 0.16 s, so never stalled.
-    let mut d = wd
-        .wrapperd()
-        .envs(&[
-            ("MANAGER_START_DELAY", "0"),
-            ("ENCODING_CHECK_START_DELAY", "2"),
-            ("ENCODING_RATE_WINDOW", "1"),
-            ("ENCODING_MAX_ERROR_TIME", "2"),
-            ("ENCODING_MAX_STDOUT_STUCK_TIME", "3"),
-            ("STOP_TIMEOUT", "5"),
-        ])
-        .args(["-hide_banner", "-f", "lavfi", "-i"])
-        .args(["testsrc=size=320x240:rate=25,sendcmd=c='4 realtime@pace speed 0.25',realtime@pace"])
-        .args(["-c:v", "mpeg4", "-q:v", "5", "-y"])
-        .args([&out])
-        .spawn();
+    let mut d = managed(
+        &wd,
+        Limits {
+            check: "2",
+            window: "1",
+            error: "2",
+            stuck: "3",
+            stop: "5",
+        },
+    )
+    .args(["-hide_banner", "-f", "lavfi", "-i"])
+    .args(["testsrc=size=320x240:rate=25,sendcmd=c='4 realtime@pace speed 0.25',realtime@pace"])
+    .args(["-c:v", "mpeg4", "-q:v", "5", "-y"])
+    .args([&out])
+    .spawn();
     wait_running_ok(&d, &wd, 50);
     let mut w = Watch::new(&d, None);
     let st = w.until_exit(&mut d, T);

@@ -7,8 +7,9 @@
 //! - Signal hygiene: a Ctrl-C typed in a pty, two `SIGTERM`s a second apart.
 //! - Atomic `status/status.json` under a reader looping on it.
 //! - API abuse (garbage, a 1 MB header, invalid UTF-8, 5 000 idle connections, slowloris, token
-//!   timing): afterwards `/status` still answers within 10 ms and wrapperd's memory and
-//!   descriptors are back near their baseline.
+//!   timing): during and afterwards `/status` still answers a new client without being held
+//!   up, and wrapperd's memory and descriptors are back near their baseline. How fast it
+//!   answers is a figure for `bench/run` (ffw-bench 6f, 6g), not an assertion here.
 //!
 //! Tests that need mounts skip with a printed reason when `unshare --mount` is not allowed.
 //! Figures (latencies, RSS, descriptors) are printed; `--nocapture` shows them.
@@ -24,13 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use tests::http::{raw, status_line, tcp, unix};
 use tests::*;
 
 const T: Duration = Duration::from_secs(60);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 // ===== mount namespaces =====
 
@@ -81,19 +79,6 @@ fn in_mount_namespace(mut w: WrapperCmd, setup: &str, post: &str) -> WrapperCmd 
 }
 
 // ===== processes =====
-
-fn rss_kb(pid: i32) -> u64 {
-    proc_status(pid)
-        .get("VmRSS")
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fd_count(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
 
 /// wrapperd's pid from `status/PID` (also when it runs under `unshare`).
 fn wrapperd_pid(wd: &Wd) -> i32 {
@@ -671,43 +656,6 @@ fn a_reader_looping_on_status_json_never_sees_a_partial_file() {
 
 // ===== 5. API abuse =====
 
-/// One raw request; the answer up to EOF (or what came before an error or timeout).
-fn raw<S: Read + Write>(mut s: S, req: &[u8]) -> Vec<u8> {
-    let _ = s.write_all(req);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => out.extend_from_slice(&buf[..k]),
-        }
-    }
-    out
-}
-
-fn unix(sock: &Path) -> UnixStream {
-    let s = UnixStream::connect(sock).expect("connect api.sock");
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
-    s
-}
-
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect tcp");
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-fn status_line(answer: &[u8]) -> String {
-    String::from_utf8_lossy(answer)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 /// The API under abuse: wrapperd with a fake encode, TCP on with a token.
 struct Target {
     _wd: Wd,
@@ -719,6 +667,12 @@ struct Target {
     rss0: u64,
     fds0: usize,
 }
+
+/// The longest new clients' `/status` may take (median: one may meet a stall of a loaded
+/// machine) while wrapperd is abused: clients held up behind the abusers wait for their 10 s
+/// header timeout, or for ever. Not a latency goal: that is measured by `bench/run` (ffw-bench
+/// 6f, 6g).
+const NOT_HELD_UP: Duration = Duration::from_secs(2);
 
 const TOKEN: &str = "s3cr3t-t0ken-0123456789abcdefABCDEF";
 
@@ -782,7 +736,7 @@ impl Target {
         took
     }
 
-    /// The median `/status` latency of a new client over 15 requests (socket and TCP).
+    /// The median of 30 new clients' `/status` (socket and TCP, each asserted `200 OK`).
     fn median_status(&self) -> Duration {
         let mut v: Vec<Duration> = (0..15)
             .flat_map(|_| [self.status_unix(), self.status_tcp()])
@@ -791,21 +745,13 @@ impl Target {
         v[v.len() / 2]
     }
 
-    /// `/status` answers a new client within 10 ms (median of 30; up to three tries, as a
-    /// loaded CI machine may stall a whole batch), and memory and descriptors are back near
-    /// the baseline.
+    /// `/status` answers new clients without holding them up ([`NOT_HELD_UP`]), and memory and
+    /// descriptors are back near the baseline.
     fn assert_healthy(&mut self, after: &str) {
-        let mut medians = Vec::new();
-        for _ in 0..3 {
-            let m = self.median_status();
-            medians.push(m);
-            if m <= Duration::from_millis(10) {
-                break;
-            }
-        }
+        let median = self.median_status();
         assert!(
-            medians.last().unwrap() <= &Duration::from_millis(10),
-            "after {after}: /status medians {medians:?}"
+            median <= NOT_HELD_UP,
+            "after {after}: new clients' /status took {median:?} (median)"
         );
         let mut fds = 0;
         let back = wait_until(Duration::from_secs(15), || {
@@ -819,11 +765,8 @@ impl Target {
         );
         let rss = rss_kb(self.pid);
         eprintln!(
-            "after {after}: /status median {:?}, RSS {} → {} KiB, fds {} → {fds}",
-            medians.last().unwrap(),
-            self.rss0,
-            rss,
-            self.fds0
+            "after {after}: /status median {median:?}, RSS {} → {} KiB, fds {} → {fds}",
+            self.rss0, rss, self.fds0
         );
         assert!(
             rss <= self.rss0 + 32 * 1024,
@@ -1004,7 +947,7 @@ fn five_thousand_idle_connections_do_not_starve_a_new_client() {
             "{what}: only {} of {n} connections could be opened",
             opened.load(Ordering::Relaxed)
         );
-        // While the 5 000 are held: a new client is answered at once.
+        // While the 5 000 are held: a new client is answered, not held up.
         let mut v: Vec<Duration> = (0..15)
             .map(|_| {
                 if over_tcp {
@@ -1023,7 +966,7 @@ fn five_thousand_idle_connections_do_not_starve_a_new_client() {
             rss_kb(t.pid)
         );
         assert!(
-            v[v.len() / 2] <= Duration::from_millis(10),
+            v[v.len() / 2] <= NOT_HELD_UP,
             "{what}: /status behind {n} idle connections: {v:?}"
         );
         assert!(
@@ -1075,7 +1018,7 @@ fn slowloris_clients_are_cut_and_never_hold_others_up() {
         during[during.len() / 2],
         during[during.len() - 1]
     );
-    assert!(during[during.len() / 2] <= Duration::from_millis(10));
+    assert!(during[during.len() / 2] <= NOT_HELD_UP, "{during:?}");
     assert!(cuts.iter().all(|c| *c < Duration::from_secs(15)));
     drop(slow);
     t.assert_healthy("40 slowloris clients");

@@ -21,10 +21,6 @@ const SHORT_ENCODE: &[&str] = &[
     "-",
 ];
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[test]
 fn arguments_with_spaces_quotes_and_non_ascii_reach_ffmpeg_intact() {
     let wd = Wd::new();

@@ -1,0 +1,141 @@
+//! The processes a measurement starts: the binaries under test, a running wrapperd (stopped
+//! when dropped), and timing a command to its exit.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::{get, get_json, Target};
+use crate::util::{sleep, wait_for};
+
+/// The binaries a run uses.
+pub(crate) struct Bins {
+    /// The wrapperd under test.
+    pub(crate) wrapperd: PathBuf,
+    /// The fftop under test.
+    pub(crate) fftop: PathBuf,
+    /// The scripted fake ffmpeg.
+    pub(crate) fake: PathBuf,
+    /// This binary (the scripted child of some measurements).
+    pub(crate) me: PathBuf,
+}
+
+/// A running wrapperd (stopped with SIGTERM, then SIGKILL, when dropped).
+pub(crate) struct Daemon {
+    /// The wrapperd process.
+    pub(crate) child: Child,
+    /// Its work directory.
+    pub(crate) wd: PathBuf,
+}
+
+impl Daemon {
+    pub(crate) fn spawn(bins: &Bins, wd: &Path, env: &[(&str, String)], args: &[&str]) -> Daemon {
+        let _ = fs::remove_dir_all(wd);
+        fs::create_dir_all(wd).expect("work directory");
+        let mut cmd = Command::new(&bins.wrapperd);
+        cmd.args(args)
+            .env("WORKDIR", wd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                fs::File::create(wd.join("wrapperd.stderr"))
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        die_with_parent(&mut cmd);
+        Daemon {
+            child: cmd.spawn().expect("spawn wrapperd"),
+            wd: wd.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn sock(&self) -> Target {
+        Target::Unix(self.wd.join("api.sock"))
+    }
+
+    pub(crate) fn tcp(&self) -> Option<Target> {
+        let a = fs::read_to_string(self.wd.join("status/HTTP_ADDR")).ok()?;
+        let a = a.trim();
+        (!a.is_empty()).then(|| Target::Tcp(a.to_string()))
+    }
+
+    pub(crate) fn wait_api(&self, timeout: f64) -> bool {
+        let t = self.sock();
+        wait_for(timeout, || matches!(get(&t, "/get_pid"), Ok((200, _))))
+    }
+
+    pub(crate) fn status(&self) -> Option<serde_json::Value> {
+        get_json(&self.sock(), "/status")
+    }
+
+    pub(crate) fn term(&self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+
+    /// Waits for the exit; kills after `timeout` s.
+    pub(crate) fn wait(&mut self, timeout: f64) {
+        let end = Instant::now() + Duration::from_secs_f64(timeout);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            sleep(0.005);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(crate) fn stop(&mut self) {
+        self.term();
+        self.wait(15.0);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+pub(crate) fn stop_all(ds: &mut Vec<Daemon>) {
+    for d in ds.iter() {
+        d.term();
+    }
+    for d in ds.iter_mut() {
+        d.wait(15.0);
+    }
+    ds.clear();
+}
+
+/// The bench's children die with it (SIGTERM), so an interrupted run leaves nothing behind.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl with integer arguments only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+            Ok(())
+        });
+    }
+}
+
+pub(crate) fn wall(mut cmd: Command) -> f64 {
+    let t = Instant::now();
+    let st = cmd.status().expect("spawn");
+    let w = t.elapsed().as_secs_f64();
+    let _ = st;
+    w
+}
