@@ -1,7 +1,7 @@
 //! The integration tests: one test binary (`integration`) with a module per area, as ripgrep
 //! does, so the crate links once instead of once per file. Run one area with
 //! `cargo test -p tests --test integration api::` (or `fftop::`, `logs::`, `manager::`,
-//! `reliability::`, `supervisor::`). The tests run the built binaries: `cargo build --workspace
+//! `reliability::`, `stderr::`, `supervisor::`). The tests run the built binaries: `cargo build --workspace
 //! --bins` first.
 
 mod api;
@@ -9,4 +9,5 @@ mod fftop;
 mod logs;
 mod manager;
 mod reliability;
+mod stderr;
 mod supervisor;
