@@ -1,64 +1,168 @@
 //! The in-memory ring buffers of ffmpeg's output lines and progress blocks (SPEC §4).
 //!
-//! Text is held compactly: lines are appended into chunks of about 64 KiB, with one timestamp
-//! and one end offset per line, so a 100-byte line costs about 112 bytes instead of a `String`
-//! each. Full chunks are frozen behind an `Arc`: a reader takes a [`Snapshot`] by cloning those
-//! `Arc`s and copying only the open chunk, then formats it after the lock is released. So an API
-//! client asking for 100 000 lines holds the lock for microseconds and never holds ffmpeg back.
+//! Memory is the point (issue 10: RSS with both rings full within 1.2 × the text held + 4 MiB).
+//! Lines are stored back to back in fixed-size blocks of [`BLOCK_BYTES`], each entry a varint
+//! length, a zigzag varint of its time minus the block's first time, and the line's bytes: a
+//! 95-byte stats line written in a burst costs 97 bytes, with no `String`, offset or timestamp
+//! array per line. Every block is one allocation of the same size that is never grown or shrunk,
+//! so a ring that keeps turning over reuses its memory instead of fragmenting the heap: the
+//! block that falls off the front is kept as the next one to fill. Only the rare long line that
+//! leaves much of a block unused closes it with an exact-size copy, and a line longer than a
+//! block gets an allocation of its own.
+//!
+//! Full blocks are frozen behind an `Arc`: a reader takes a [`Snapshot`] by cloning those `Arc`s
+//! and copying only the open block, then walks it after the lock is released. So an API client
+//! asking for 100 000 lines holds the lock for microseconds and never holds ffmpeg back.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::Arc;
 
-const CHUNK_BYTES: usize = 64 * 1024;
-const CHUNK_LINES: usize = 2048;
+/// The size of a block's buffer.
+const BLOCK_BYTES: usize = 64 * 1024;
+/// A block closed with at most this much room left is frozen as it is (the room is wasted);
+/// with more, its entries are copied into an exact-size block and the buffer is reused.
+const MAX_SLACK: usize = BLOCK_BYTES / 8;
+/// The longest varint of a `u64`.
+const MAX_VARINT: usize = 10;
 
-/// Lines stored back to back, with the arrival time and end offset of each.
-#[derive(Debug, Clone, Default)]
-struct Chunk {
-    text: String,
-    ends: Vec<u32>,
-    times: Vec<i64>,
+/// The bytes of `v` as a LEB128 varint.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-impl Chunk {
-    fn with_capacity() -> Chunk {
-        Chunk {
-            text: String::with_capacity(CHUNK_BYTES),
-            ends: Vec::with_capacity(CHUNK_LINES),
-            times: Vec::with_capacity(CHUNK_LINES),
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads the varint at `bytes[*at..]`, advancing `*at`. Only ever reads what [`put_varint`] wrote.
+fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = bytes[*at];
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return v;
         }
+        shift += 7;
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Lines stored back to back: `varint(len) varint(zigzag(time - base_ms)) bytes` each.
+#[derive(Default, Clone)]
+struct Block {
+    /// The entries; its capacity is fixed when the block is created and never exceeded.
+    bytes: Vec<u8>,
+    /// The time of the block's first line; the others are stored relative to it.
+    base_ms: i64,
+    /// Entries stored.
+    lines: usize,
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("bytes", &self.bytes.len())
+            .field("capacity", &self.bytes.capacity())
+            .field("base_ms", &self.base_ms)
+            .field("lines", &self.lines)
+            .finish()
+    }
+}
+
+impl Block {
+    /// What storing a `len`-byte line at `unix_ms` takes, and its time field.
+    fn entry(&self, unix_ms: i64, len: usize) -> (usize, u64) {
+        let base = if self.lines == 0 {
+            unix_ms
+        } else {
+            self.base_ms
+        };
+        let dt = zigzag(unix_ms.wrapping_sub(base));
+        (varint_len(len as u64) + varint_len(dt) + len, dt)
     }
 
-    fn len(&self) -> usize {
-        self.ends.len()
+    /// Appends a line; the caller made sure it fits in the capacity.
+    fn append(&mut self, unix_ms: i64, line: &str) {
+        let (need, dt) = self.entry(unix_ms, line.len());
+        debug_assert!(self.bytes.len() + need <= self.bytes.capacity());
+        if self.lines == 0 {
+            self.base_ms = unix_ms;
+        }
+        put_varint(&mut self.bytes, line.len() as u64);
+        put_varint(&mut self.bytes, dt);
+        self.bytes.extend_from_slice(line.as_bytes());
+        self.lines += 1;
     }
 
-    fn get(&self, i: usize) -> (i64, &str) {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        (self.times[i], &self.text[start..self.ends[i] as usize])
+    /// The entry at byte `at`: its time, its text and where the next one starts.
+    fn read(&self, at: usize) -> (i64, &str, usize) {
+        let mut p = at;
+        let len = get_varint(&self.bytes, &mut p) as usize;
+        let t = self
+            .base_ms
+            .wrapping_add(unzigzag(get_varint(&self.bytes, &mut p)));
+        let text = &self.bytes[p..p + len];
+        // SAFETY: `append` copied these bytes from a `&str`, and `p..p + len` is exactly that
+        // entry's text (entries are only ever read from their start, in order).
+        let text = unsafe { std::str::from_utf8_unchecked(text) };
+        (t, text, p + len)
     }
 
-    fn is_full(&self) -> bool {
-        self.text.len() >= CHUNK_BYTES || self.ends.len() >= CHUNK_LINES
+    /// The byte offset of the entry `n` entries after the one at byte `at`.
+    fn advance(&self, mut at: usize, n: usize) -> usize {
+        for _ in 0..n {
+            let len = get_varint(&self.bytes, &mut at) as usize;
+            get_varint(&self.bytes, &mut at);
+            at += len;
+        }
+        at
     }
 
-    fn frozen(mut self) -> Arc<Chunk> {
-        self.text.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.times.shrink_to_fit();
-        Arc::new(self)
+    /// An exact-size copy of the entries from byte `from` (`skipped` entries before it).
+    fn copy_from(&self, from: usize, skipped: usize) -> Block {
+        let mut bytes = Vec::with_capacity(self.bytes.len() - from);
+        bytes.extend_from_slice(&self.bytes[from..]);
+        Block {
+            bytes,
+            base_ms: self.base_ms,
+            lines: self.lines - skipped,
+        }
     }
 }
 
 /// A ring of at most `capacity` timestamped lines; the oldest are dropped first.
 #[derive(Debug)]
 pub struct Ring {
+    /// The most lines held.
     capacity: usize,
-    frozen: VecDeque<Arc<Chunk>>,
-    open: Chunk,
-    /// Lines at the front of the first chunk (frozen, else open) that are already evicted.
+    /// Full blocks, oldest first; all come before `open`.
+    frozen: VecDeque<Arc<Block>>,
+    /// The block being filled (no buffer until the first line).
+    open: Block,
+    /// Lines at the front of the first block (frozen, else open) that are already evicted.
     skip: usize,
+    /// Where the first line held starts in the first block (the bytes of the `skip` lines).
+    skip_bytes: usize,
+    /// An emptied block's buffer, kept for the next block so a turning ring allocates nothing.
+    spare: Option<Vec<u8>>,
+    /// Lines held.
     len: usize,
+    /// Lines ever pushed.
     total: u64,
 }
 
@@ -67,8 +171,10 @@ impl Ring {
         Ring {
             capacity: capacity.max(1),
             frozen: VecDeque::new(),
-            open: Chunk::default(),
+            open: Block::default(),
             skip: 0,
+            skip_bytes: 0,
+            spare: None,
             len: 0,
             total: 0,
         }
@@ -89,16 +195,33 @@ impl Ring {
     }
 
     pub fn push(&mut self, unix_ms: i64, line: &str) {
-        if self.open.is_full() {
-            let full = std::mem::replace(&mut self.open, Chunk::with_capacity());
-            self.frozen.push_back(full.frozen());
-        } else if self.open.ends.capacity() == 0 {
-            self.open = Chunk::with_capacity();
+        let room = self.open.bytes.capacity() - self.open.bytes.len();
+        if self.open.entry(unix_ms, line.len()).0 > room {
+            self.close_open();
+            let need = varint_len(line.len() as u64) + 1 + line.len();
+            if need > BLOCK_BYTES {
+                // Longer than a block: a block of its own, of exactly its size.
+                let mut solo = Block {
+                    bytes: Vec::with_capacity(need),
+                    ..Block::default()
+                };
+                solo.append(unix_ms, line);
+                self.frozen.push_back(Arc::new(solo));
+                return self.pushed();
+            }
+            if self.open.bytes.capacity() == 0 {
+                self.open.bytes = self
+                    .spare
+                    .take()
+                    .unwrap_or_else(|| Vec::with_capacity(BLOCK_BYTES));
+            }
         }
-        self.open.text.push_str(line);
-        // A line is at most 64 KiB and a chunk is closed past 64 KiB, so offsets fit in u32.
-        self.open.ends.push(self.open.text.len() as u32);
-        self.open.times.push(unix_ms);
+        self.open.append(unix_ms, line);
+        self.pushed();
+    }
+
+    /// Counts the line just stored and evicts the oldest past the capacity.
+    fn pushed(&mut self) {
         self.len += 1;
         self.total += 1;
         if self.len > self.capacity {
@@ -106,20 +229,77 @@ impl Ring {
         }
     }
 
+    /// Freezes the open block, if it holds anything: as it is when it is nearly full, else as an
+    /// exact-size copy, keeping the buffer open.
+    fn close_open(&mut self) {
+        if self.open.lines == 0 {
+            return;
+        }
+        let room = self.open.bytes.capacity() - self.open.bytes.len();
+        let full = if room <= MAX_SLACK {
+            std::mem::take(&mut self.open)
+        } else {
+            let copy = self.open.copy_from(0, 0);
+            self.open.bytes.clear();
+            self.open.lines = 0;
+            copy
+        };
+        self.frozen.push_back(Arc::new(full));
+    }
+
     fn evict_one(&mut self) {
         self.len -= 1;
         self.skip += 1;
         if let Some(first) = self.frozen.front() {
-            if self.skip == first.len() {
-                self.frozen.pop_front();
+            if self.skip == first.lines {
+                let first = self.frozen.pop_front().expect("front exists");
                 self.skip = 0;
+                self.skip_bytes = 0;
+                self.keep_spare(first);
+            } else {
+                self.skip_bytes = first.advance(self.skip_bytes, 1);
             }
-        } else if self.skip == self.open.len() {
-            // Only possible when capacity is smaller than what one chunk holds.
-            self.open.text.clear();
-            self.open.ends.clear();
-            self.open.times.clear();
+        } else if self.skip == self.open.lines {
+            // Only possible when the capacity is smaller than what one block holds.
+            self.open.bytes.clear();
+            self.open.lines = 0;
             self.skip = 0;
+            self.skip_bytes = 0;
+        } else {
+            self.skip_bytes = self.open.advance(self.skip_bytes, 1);
+        }
+    }
+
+    /// Keeps an evicted block's buffer for the next block, unless a snapshot still reads it.
+    fn keep_spare(&mut self, block: Arc<Block>) {
+        if self.spare.is_some() {
+            return;
+        }
+        if let Ok(block) = Arc::try_unwrap(block) {
+            if block.bytes.capacity() == BLOCK_BYTES {
+                let mut bytes = block.bytes;
+                bytes.clear();
+                self.spare = Some(bytes);
+            }
+        }
+    }
+
+    /// The blocks in order: the frozen ones, then the open one if it holds anything.
+    fn block_count(&self) -> usize {
+        self.frozen.len() + usize::from(self.open.lines > 0)
+    }
+
+    fn block(&self, i: usize) -> &Block {
+        self.frozen.get(i).map_or(&self.open, |b| b)
+    }
+
+    /// Lines held in block `i`, and the byte where the first of them starts.
+    fn held(&self, i: usize) -> (usize, usize) {
+        let b = self.block(i);
+        if i == 0 {
+            (b.lines - self.skip, self.skip_bytes)
+        } else {
+            (b.lines, 0)
         }
     }
 
@@ -131,13 +311,32 @@ impl Ring {
         } else {
             count.min(self.len)
         };
-        let mut chunks: Vec<Arc<Chunk>> = self.frozen.iter().cloned().collect();
-        if !self.open.ends.is_empty() {
-            chunks.push(Arc::new(self.open.clone()));
+        // The first block holding one of the newest `take` lines, and the lines held from it on.
+        let blocks = self.block_count();
+        let mut first = blocks;
+        let mut held = 0;
+        while held < take {
+            first -= 1;
+            held += self.held(first).0;
         }
+        let chunks = (first..blocks)
+            .map(|i| match self.frozen.get(i) {
+                Some(b) => Arc::clone(b),
+                None => {
+                    let (n, from) = self.held(i);
+                    Arc::new(self.open.copy_from(from, self.open.lines - n))
+                }
+            })
+            .collect();
+        let start = if first < self.frozen.len() {
+            self.held(first).1
+        } else {
+            0
+        };
         Snapshot {
             chunks,
-            skip: self.skip + (self.len - take),
+            start,
+            skip: held - take,
             len: take,
         }
     }
@@ -146,8 +345,13 @@ impl Ring {
 /// A consistent copy of a ring's newest lines, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    chunks: Vec<Arc<Chunk>>,
+    /// The blocks holding the lines (the last one a copy of the then open block).
+    chunks: Vec<Arc<Block>>,
+    /// Where the entries to read start in the first block.
+    start: usize,
+    /// Entries from `start` to pass over before the first line (all in the first block).
     skip: usize,
+    /// Lines in the snapshot.
     len: usize,
 }
 
@@ -162,24 +366,60 @@ impl Snapshot {
 
     /// The lines, oldest first, as `(unix_ms, text)`.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &str)> + '_ {
-        let mut skip = self.skip;
-        self.chunks
-            .iter()
-            .flat_map(move |c| {
-                let from = skip.min(c.len());
-                skip -= from;
-                (from..c.len()).map(move |i| c.get(i))
-            })
-            .take(self.len)
+        let mut chunk = 0;
+        let mut at = self
+            .chunks
+            .first()
+            .map_or(0, |c| c.advance(self.start, self.skip));
+        std::iter::from_fn(move || loop {
+            let c = self.chunks.get(chunk)?;
+            if at < c.bytes.len() {
+                let (t, text, next) = c.read(at);
+                at = next;
+                return Some((t, text));
+            }
+            chunk += 1;
+            at = 0;
+        })
+        .take(self.len)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn lines(s: &Snapshot) -> Vec<String> {
         s.iter().map(|(_, l)| l.to_string()).collect()
+    }
+
+    /// Every snapshot size of `r` against the newest lines of `model`.
+    fn check_all_counts(r: &Ring, model: &VecDeque<(i64, String)>) {
+        assert_eq!(r.len(), model.len());
+        for count in [
+            0,
+            1,
+            2,
+            model.len().saturating_sub(1),
+            model.len(),
+            model.len() + 7,
+        ] {
+            let s = r.snapshot(count);
+            let want = if count == 0 {
+                model.len()
+            } else {
+                count.min(model.len())
+            };
+            assert_eq!(s.len(), want, "count {count}");
+            let got: Vec<(i64, &str)> = s.iter().collect();
+            let exp: Vec<(i64, &str)> = model
+                .iter()
+                .skip(model.len() - want)
+                .map(|(t, l)| (*t, l.as_str()))
+                .collect();
+            assert_eq!(got, exp, "count {count}");
+        }
     }
 
     #[test]
@@ -198,7 +438,18 @@ mod tests {
     }
 
     #[test]
-    fn many_chunks_evict_and_snapshot_across_them() {
+    fn an_empty_ring_gives_empty_snapshots() {
+        let r = Ring::new(10);
+        for count in [0, 1, 100] {
+            let s = r.snapshot(count);
+            assert!(s.is_empty());
+            assert_eq!(s.iter().count(), 0);
+        }
+        assert!(Snapshot::default().iter().next().is_none());
+    }
+
+    #[test]
+    fn many_blocks_evict_and_snapshot_across_them() {
         let cap = 10_000;
         let mut r = Ring::new(cap);
         for i in 0..100_000u32 {
@@ -214,11 +465,80 @@ mod tests {
             assert_eq!(t, i);
             assert!(l.starts_with(&format!("line number {i} ")), "{l}");
         }
-        let stored: usize = r.frozen.iter().map(|c| c.len()).sum::<usize>() + r.open.len();
+        let last: Vec<(i64, &str)> = s.iter().skip(cap - 2).collect();
+        let newest: Vec<(i64, String)> = r
+            .snapshot(2)
+            .iter()
+            .map(|(t, l)| (t, l.to_string()))
+            .collect();
+        assert_eq!(newest[0].0, last[0].0);
+        assert_eq!(newest[1].1, last[1].1);
+        let stored: usize = r.frozen.iter().map(|c| c.lines).sum::<usize>() + r.open.lines;
         assert!(
-            stored <= cap + CHUNK_LINES,
-            "old chunks are freed: {stored} lines stored"
+            stored <= cap + BLOCK_BYTES / 14,
+            "old blocks are freed: {stored} lines"
         );
+    }
+
+    #[test]
+    fn a_turning_ring_reuses_its_blocks() {
+        // 126-byte lines at one time take 128 bytes each: 512 fill a block exactly.
+        let line = "z".repeat(126);
+        let mut r = Ring::new(1024);
+        for i in 0..1024 {
+            r.push(7, &format!("{i:05}{}", &line[5..]));
+        }
+        assert_eq!(r.frozen.len(), 1, "the first block is exactly full");
+        assert_eq!(r.frozen[0].lines, 512);
+        assert_eq!(r.frozen[0].bytes.len(), BLOCK_BYTES);
+        assert_eq!(r.open.bytes.len(), BLOCK_BYTES);
+        // The next line closes the exactly full open block; the one after that evicts the whole
+        // first block at once, which becomes the spare.
+        let mut model: VecDeque<(i64, String)> = r
+            .snapshot(0)
+            .iter()
+            .map(|(t, l)| (t, l.to_string()))
+            .collect();
+        let mut buffers = std::collections::HashSet::new();
+        for i in 1024..20_000 {
+            let l = format!("{i:05}{}", &line[5..]);
+            r.push(7, &l);
+            model.push_back((7, l));
+            model.pop_front();
+            buffers.insert(r.open.bytes.as_ptr() as usize);
+            if i % 511 == 0 {
+                check_all_counts(&r, &model);
+            }
+        }
+        check_all_counts(&r, &model);
+        assert!(r.frozen.len() <= 3, "{} blocks", r.frozen.len());
+        assert!(
+            buffers.len() <= 3,
+            "turned through {} buffers",
+            buffers.len()
+        );
+    }
+
+    #[test]
+    fn snapshots_keep_evicted_blocks_alive_and_are_unaffected_by_later_pushes() {
+        let mut r = Ring::new(5);
+        r.push(1, "a");
+        let s = r.snapshot(0);
+        for i in 0..10 {
+            r.push(i, "b");
+        }
+        assert_eq!(lines(&s), ["a"]);
+        let mut r = Ring::new(600);
+        for i in 0..600 {
+            r.push(i, &"q".repeat(200));
+        }
+        let s = r.snapshot(0);
+        for i in 600..5000 {
+            r.push(i, &"r".repeat(200));
+        }
+        assert_eq!(s.len(), 600);
+        assert!(s.iter().all(|(t, l)| t < 600 && l == "q".repeat(200)));
+        assert!(r.snapshot(0).iter().all(|(_, l)| l == "r".repeat(200)));
     }
 
     #[test]
@@ -230,17 +550,58 @@ mod tests {
         }
         assert_eq!(lines(&r.snapshot(0)), std::slice::from_ref(&long));
         assert!(r.frozen.len() <= 1);
+        for i in 0..100_000 {
+            r.push(i, "short");
+        }
+        assert_eq!(lines(&r.snapshot(3)), ["short"]);
+        assert!(r.frozen.len() <= 1 && r.open.bytes.capacity() <= BLOCK_BYTES);
     }
 
     #[test]
-    fn snapshot_is_unaffected_by_later_pushes() {
-        let mut r = Ring::new(5);
-        r.push(1, "a");
-        let s = r.snapshot(0);
-        for i in 0..10 {
-            r.push(i, "b");
+    fn empty_and_64_kib_lines_between_short_ones() {
+        let mut r = Ring::new(50);
+        let mut model = VecDeque::new();
+        let big = "é".repeat(32 * 1024); // 64 KiB of two-byte characters
+        for i in 0..400i64 {
+            let l = match i % 7 {
+                0 => String::new(),
+                3 => big.clone(),
+                5 => "m".repeat(20_000),
+                _ => format!("frame={i}"),
+            };
+            r.push(i * 40, &l);
+            model.push_back((i * 40, l));
+            if model.len() > 50 {
+                model.pop_front();
+            }
+            check_all_counts(&r, &model);
         }
-        assert_eq!(lines(&s), ["a"]);
+        // The long lines never leave a block mostly empty: every standard block is either
+        // nearly full or an exact copy.
+        for b in &r.frozen {
+            let slack = b.bytes.capacity() - b.bytes.len();
+            assert!(slack <= MAX_SLACK, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn times_of_any_size_and_order_round_trip() {
+        let times = [
+            0,
+            -1,
+            1_700_000_000_000,
+            1_699_999_999_000, // the clock went back
+            i64::MAX,
+            i64::MIN,
+            42,
+            i64::MIN + 1,
+        ];
+        let mut r = Ring::new(100);
+        for (i, t) in times.iter().enumerate() {
+            r.push(*t, &format!("t{i}"));
+        }
+        let got: Vec<i64> = r.snapshot(0).iter().map(|(t, _)| t).collect();
+        assert_eq!(got, times);
     }
 
     #[test]
@@ -249,5 +610,59 @@ mod tests {
         r.push(0, "héllo wörld ✓");
         r.push(1, "\u{FFFD}\u{FFFD}");
         assert_eq!(lines(&r.snapshot(0)), ["héllo wörld ✓", "\u{FFFD}\u{FFFD}"]);
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+            let mut at = 0;
+            assert_eq!(get_varint(&out, &mut at), v);
+            assert_eq!(at, out.len());
+        }
+        for v in [0, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!(varint_len(zigzag(-64)), 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn behaves_like_a_bounded_deque(
+            cap in 1usize..300,
+            pushes in prop::collection::vec((0i64..5_000, 0usize..3, 0usize..70_000), 1..400),
+        ) {
+            let mut r = Ring::new(cap);
+            let mut model = VecDeque::new();
+            let mut t = 1_700_000_000_000i64;
+            for (i, &(dt, kind, long)) in pushes.iter().enumerate() {
+                t += dt - 100;
+                let l = match kind {
+                    0 => format!("line {i}"),
+                    1 => "x".repeat(long % 300),
+                    _ => "y".repeat(long),
+                };
+                r.push(t, &l);
+                model.push_back((t, l));
+                if model.len() > cap {
+                    model.pop_front();
+                }
+            }
+            check_all_counts(&r, &model);
+            prop_assert_eq!(r.total(), pushes.len() as u64);
+        }
     }
 }
