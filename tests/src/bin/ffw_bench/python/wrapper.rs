@@ -160,6 +160,8 @@ fn python_cmd(peer: &Path, dir: &Path, ffmpeg: Option<&Path>) -> Command {
         .map(Path::to_path_buf)
         .or_else(|| on_path("ffmpeg"))
         .unwrap_or_else(|| PathBuf::from("/usr/bin/ffmpeg"));
+    // Absolute: a relative link would resolve from `bin/`, miss, and let PATH find another ffmpeg.
+    let target = target.canonicalize().unwrap_or(target);
     std::os::unix::fs::symlink(&target, bin.join("ffmpeg")).expect("ffmpeg link");
     let path = format!(
         "{}:{}",
