@@ -344,7 +344,7 @@ fn section(rep: &mut Report, details: Vec<String>) {
              bench's TCP server sends frames in real time for {SEND_S:.0} s (send buffer 64 KiB), \
              then sends nothing and keeps the connection open until the wrapper has exited. \
              Settings on both sides: {}. The figure is the time from the last byte accepted by \
-             the socket to the wrapper's exit (no exit within 60 s: killed, `no stop`); the \
+             the socket to the wrapper's exit (no exit within 60 s: `no stop`, and the bench stops it); the \
              mp4 is valid when `ffprobe -v error -show_entries format=duration` gives a \
              duration. 10f repeats it with the ffmpeg named by FFW_FFMPEG_NEW, when set.",
             RT_ARGS.join(" "),

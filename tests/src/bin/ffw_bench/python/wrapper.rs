@@ -217,11 +217,9 @@ pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// `ffmpeg version X` of a binary: `X`.
+/// `ffmpeg version X-packaging` of a binary: `X`.
 pub(crate) fn ffmpeg_version(bin: &str) -> String {
-    cmd_out(bin, &["-version"])
-        .split_whitespace()
-        .nth(2)
-        .unwrap_or("?")
-        .to_string()
+    let out = cmd_out(bin, &["-version"]);
+    let v = out.split_whitespace().nth(2).unwrap_or("?");
+    v.split('-').next().unwrap_or(v).to_string()
 }
