@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! ffw-bench [--quick] [--only 1,4,6] [--bin-dir DIR] [--out BENCHMARKS.md] [--notes bench/notes.md]
+//!           [--python-peer ../shared/peers/ff_wrapper_python]
 //! ```
 //!
 //! Every comparison runs both sides in the same run, in alternation (the first side of a pair
@@ -26,6 +27,7 @@ mod encode;
 mod fftop;
 mod many;
 mod procs;
+mod python;
 mod reaction;
 mod report;
 mod rings_api;
@@ -41,6 +43,7 @@ use crate::encode::{m1_overhead, m2_realtime};
 use crate::fftop::m9_fftop;
 use crate::many::m8_many;
 use crate::procs::Bins;
+use crate::python::m10_python;
 use crate::reaction::m7_reaction;
 use crate::report::{fmt_row_plain, machine, write_markdown, Report};
 use crate::rings_api::m3_m6_rings_and_api;
@@ -95,6 +98,8 @@ struct Args {
     out: PathBuf,
     /// `--notes`: the hand-written analysis appended to it.
     notes: Option<PathBuf>,
+    /// `--python-peer`: the original Python tool, for measurement 10.
+    python_peer: PathBuf,
 }
 
 /// Reads the command line; exits 2 on an unknown argument or a missing binary, 0 after `--help`.
@@ -106,6 +111,7 @@ fn parse_args() -> Args {
     let mut out = PathBuf::from("BENCHMARKS.md");
     let mut notes = Some(PathBuf::from("bench/notes.md"));
     let mut wrapperd_override: Option<PathBuf> = None;
+    let mut python_peer = PathBuf::from("../shared/peers/ff_wrapper_python");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -119,10 +125,11 @@ fn parse_args() -> Args {
             "--wrapperd" => wrapperd_override = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from).unwrap_or(out),
             "--notes" => notes = args.next().map(PathBuf::from),
+            "--python-peer" => python_peer = args.next().map(PathBuf::from).unwrap_or(python_peer),
             "-h" | "--help" => {
                 println!(
                     "ffw-bench [--quick] [--only 1,4,6] [--bin-dir DIR] [--out BENCHMARKS.md] \
-                     [--notes bench/notes.md]\nRun through bench/run, which builds the release \
+                     [--notes bench/notes.md] [--python-peer DIR]\nRun through bench/run, which builds the release \
                      binaries first."
                 );
                 std::process::exit(0);
@@ -154,6 +161,7 @@ fn parse_args() -> Args {
         bins,
         out,
         notes,
+        python_peer,
     }
 }
 
@@ -203,6 +211,7 @@ fn main() {
         (9, "fftop"),
         (1, "CPU-bound encode"),
         (2, "realtime encode"),
+        (10, "vs the Python tool"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -222,6 +231,7 @@ fn main() {
             7 => m7_reaction(&c, &mut rep),
             8 => m8_many(&c, &mut rep),
             9 => m9_fftop(&c, &mut rep),
+            10 => m10_python(&c, &mut rep, &args.python_peer),
             _ => {}
         }
     }

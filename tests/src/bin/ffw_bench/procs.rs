@@ -1,6 +1,7 @@
 //! The processes a measurement starts: the binaries under test, a running wrapperd (stopped
-//! when dropped), and timing a command to its exit.
+//! when dropped), timing a command to its exit, and a process's CPU time in ns (schedstat).
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -138,4 +139,99 @@ pub(crate) fn wall(mut cmd: Command) -> f64 {
     let w = t.elapsed().as_secs_f64();
     let _ = st;
     w
+}
+
+// CPU time by schedstat.
+
+/// A process's CPU time in ns from `/proc/PID/task/TID/schedstat` (first field: ns on CPU, exact,
+/// where `/proc/PID/stat` counts 10 ms ticks). A thread's figure leaves `task/` when the thread
+/// exits (tokio's blocking-pool threads exit after 10 s idle; Python's threads too), so the owner
+/// samples often and this keeps each thread's largest figure: a thread that exits loses only
+/// what it ran since the last sample.
+pub(crate) struct SchedCpu {
+    /// The process.
+    pid: u32,
+    /// The largest figure seen of every thread (ns), by thread id.
+    per_tid: HashMap<u32, u64>,
+    /// Threads alive at the last sample.
+    live: usize,
+}
+
+impl SchedCpu {
+    pub(crate) fn new(pid: u32) -> SchedCpu {
+        SchedCpu {
+            pid,
+            per_tid: HashMap::new(),
+            live: 0,
+        }
+    }
+
+    /// Reads every live thread's figure; false when the process is gone.
+    pub(crate) fn sample(&mut self) -> bool {
+        let Ok(rd) = fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return false;
+        };
+        let mut live = 0;
+        for e in rd.flatten() {
+            let Ok(tid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Some(ns) = fs::read_to_string(e.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            live += 1;
+            let v = self.per_tid.entry(tid).or_insert(0);
+            *v = (*v).max(ns);
+        }
+        self.live = live;
+        live > 0
+    }
+
+    /// The sum of every thread's largest figure, in ns.
+    pub(crate) fn total_ns(&self) -> u64 {
+        self.per_tid.values().sum()
+    }
+
+    /// Threads seen in all, and alive at the last sample.
+    pub(crate) fn threads(&self) -> (usize, usize) {
+        (self.per_tid.len(), self.live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedstat_cpu_grows_and_keeps_an_exited_thread() {
+        let mut c = SchedCpu::new(std::process::id());
+        assert!(c.sample());
+        let before = c.total_ns();
+        let (spun_tx, spun_rx) = std::sync::mpsc::channel();
+        let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(30) {
+                std::hint::black_box(0u64);
+            }
+            spun_tx.send(()).unwrap();
+            let _ = exit_rx.recv();
+        });
+        spun_rx.recv().unwrap();
+        assert!(c.sample());
+        let (seen, live) = c.threads();
+        assert!(c.total_ns() > before, "{} ns, was {before}", c.total_ns());
+        exit_tx.send(()).unwrap();
+        h.join().unwrap();
+        assert!(c.sample());
+        let (seen2, live2) = c.threads();
+        assert!(
+            seen2 >= seen && seen2 > live2,
+            "seen {seen}/{seen2}, live {live}/{live2}"
+        );
+        assert!(!SchedCpu::new(u32::MAX).sample());
+    }
 }
