@@ -489,7 +489,7 @@ fn help_version_and_no_arguments() {
     let o = wd.wrapperd().args(["--help"]).output(T);
     assert_eq!(o.status.code(), Some(0));
     let help = String::from_utf8_lossy(&o.stdout);
-    for v in CONFIG_VARS {
+    for v in config_vars() {
         assert!(help.contains(v), "--help lists {v}");
     }
     assert!(help.contains("/tmp/ff_wrapper") && help.contains("0.85") && help.contains("25000"));
@@ -678,7 +678,7 @@ fn status_files_hold_config_and_runtime_keys() {
         .args(SHORT_ENCODE)
         .output(T);
     assert_eq!(o.status.code(), Some(1));
-    for v in CONFIG_VARS {
+    for v in config_vars() {
         assert!(wd.status_file(v).is_some(), "status/{v}");
     }
     assert_eq!(wd.status_file("ENCODING_MIN_SPEED").unwrap(), "0.5");
