@@ -393,6 +393,40 @@ mod tests {
         assert!(c.get("/get_pid").await.is_err());
     }
 
+    /// A leftover file or symlink at `api.sock` is replaced (the symlink's target left alone);
+    /// a directory there is an error that names the path.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn leftover_file_or_symlink_is_replaced_and_a_directory_refused() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        for leftover in ["file", "symlink"] {
+            match leftover {
+                "file" => std::fs::write(&sock, "stale").unwrap(),
+                _ => std::os::unix::fs::symlink(&target, &sock).unwrap(),
+            }
+            let shared = Arc::new(Daemon::new(config(&dir, &[]), args()));
+            let api = start(shared, CancellationToken::new(), |_, _| {}).unwrap();
+            let meta = std::fs::symlink_metadata(&sock).unwrap();
+            assert!(meta.file_type().is_socket(), "{leftover} replaced");
+            api.shutdown().await;
+            assert!(!sock.exists(), "api.sock removed after the {leftover}");
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+
+        std::fs::create_dir(&sock).unwrap();
+        let shared = Arc::new(Daemon::new(config(&dir, &[]), args()));
+        let e = start(shared, CancellationToken::new(), |_, _| {}).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("cannot listen on {}: is a directory", sock.display())
+        );
+        assert!(sock.is_dir(), "the directory is left alone");
+        assert!(!dir.path().join(".api.tmp").exists(), "nothing left behind");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn cancelling_the_token_stops_and_removes_the_socket() {
         let dir = tempfile::tempdir().unwrap();

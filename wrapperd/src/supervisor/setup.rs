@@ -163,8 +163,6 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
         wd.status_dir(),
         token.clone(),
     ));
-    wd.clear_socket()
-        .map_err(SetupError::io("replace", &wd.socket_path()))?;
     let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
         let _ = wd.write_status("API_SOCKET", &socket.display().to_string());
         let _ = wd.write_status("HTTP_ADDR", &tcp.map(|a| a.to_string()).unwrap_or_default());
