@@ -29,9 +29,44 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
                 .is_some_and(|p| p.bitrate_kbps.is_some())
     });
 
+    check_processes_and_cmd(&d, ffmpeg, &args);
+    check_status_and_metrics(&d, &wd, ffmpeg, &args);
+    check_series(&d);
+
+    // /healthz: 200 while warming up.
+    assert_eq!(text(&d, "/healthz"), "ok");
+
+    check_bad_requests(&d, &sock);
+
+    // Pause ffmpeg: both rings stand still, so every form can be compared exactly.
+    let frozen = freeze(&d, ffmpeg);
+    let out_all = text(&d, "/last_stdout?count=0");
+    let prog_all = text(&d, "/last_progress?count=0");
+    let out_lines: Vec<&str> = out_all.split('\n').collect();
+    let prog_lines: Vec<&str> = prog_all.split('\n').collect();
+    assert_eq!(out_lines.len() as u64, frozen.counters.log_lines);
+    assert_eq!(prog_lines.len() as u64, frozen.counters.progress_blocks);
+    assert!(
+        out_lines.len() > 30 && prog_lines.len() >= 10,
+        "{out_all}\n{prog_all}"
+    );
+    check_seed_formats(&out_all, &prog_all, &frozen, from);
+    check_count_and_json_forms(&d, (&out_all, &out_lines), (&prog_all, &prog_lines));
+    check_stalled_while_paused(&d, ffmpeg);
+
+    // A clean stop: exit 0, the socket removed, status.json with its exit.
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait(T).code(), Some(0));
+    assert!(!sock.exists(), "api.sock removed at exit");
+    let st = assert_exit_status(&wd, 0, FfmpegStatus::Code(255));
+    assert_eq!(st.cmd, args);
+}
+
+/// `/get_pid`, `/get_ffmpeg_pid` and `/cmd` in all its forms.
+fn check_processes_and_cmd(d: &Daemon, ffmpeg: i32, args: &[String]) {
     // /get_pid, /get_ffmpeg_pid: the real processes.
-    assert_eq!(text(&d, "/get_pid"), d.pid().to_string());
-    assert_eq!(text(&d, "/get_ffmpeg_pid"), ffmpeg.to_string());
+    assert_eq!(text(d, "/get_pid"), d.pid().to_string());
+    assert_eq!(text(d, "/get_ffmpeg_pid"), ffmpeg.to_string());
     assert!(children_of(d.pid()).iter().any(|c| c.0 == ffmpeg));
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{ffmpeg}/comm"))
@@ -41,7 +76,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     );
 
     // /cmd: the user's arguments, space-joined, without -progress; ?json exactly as given.
-    assert_eq!(text(&d, "/cmd"), args.join(" "));
+    assert_eq!(text(d, "/cmd"), args.join(" "));
     let exact = format!(
         "[{}]",
         args.iter()
@@ -51,15 +86,18 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     );
     assert!(exact.contains("ünïcødé ✓") && exact.contains(r#"\"quoted\""#));
     for q in ["json", "json=", "json=1", "json=true", "json=TRUE"] {
-        assert_eq!(json(&d, &format!("/cmd?{q}")), exact, "{q}");
+        assert_eq!(json(d, &format!("/cmd?{q}")), exact, "{q}");
     }
     for q in ["json=0", "json=false"] {
-        assert_eq!(text(&d, &format!("/cmd?{q}")), args.join(" "), "{q}");
+        assert_eq!(text(d, &format!("/cmd?{q}")), args.join(" "), "{q}");
     }
-    assert_400(&d, "/cmd?json=yes");
+    assert_400(d, "/cmd?json=yes");
+}
 
+/// `/status`, `/start_time` and `/metrics` of a running encode (checks not active yet).
+fn check_status_and_metrics(d: &Daemon, wd: &Wd, ffmpeg: i32, args: &[String]) {
     // /status: the shared types, every key of SPEC's example.
-    let v = status_value(&d);
+    let v = status_value(d);
     assert_spec_keys(&v);
     assert!(v["exit"].is_null() && v["reason"].is_null(), "{v}");
     let st: Status = serde_json::from_value(v).unwrap();
@@ -82,7 +120,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     assert!(st.counters.log_lines > 10 && st.counters.progress_blocks >= 5);
 
     // /start_time: ffmpeg's start, local time, the same instant as /status's.
-    let start = text(&d, "/start_time");
+    let start = text(d, "/start_time");
     let utc = DateTime::parse_from_rfc3339(st.start_time.as_deref().unwrap()).unwrap();
     assert_eq!(
         start,
@@ -93,7 +131,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     assert_eq!(wd.status_file("START_TIME").unwrap().trim(), start);
 
     // /metrics: parses, every metric with a value.
-    let a = get(&d, "/metrics");
+    let a = get(d, "/metrics");
     assert_eq!(a.status, 200);
     assert!(
         a.content_type.starts_with("text/plain"),
@@ -116,9 +154,12 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     assert!(sample(&m, "ffwrapper_log_lines_total").unwrap() >= st.counters.log_lines as f64);
     assert!(sample(&m, "ffwrapper_uptime_seconds").unwrap() >= st.uptime_s);
     assert!(sample(&m, "ffwrapper_fps").unwrap() > 0.0);
+}
 
+/// `/series` whole, of one second and of very many, and its bad parameters.
+fn check_series(d: &Daemon) {
     // /series: the current rates at each block of the last N seconds.
-    let all: Value = serde_json::from_str(&json(&d, "/series")).unwrap();
+    let all: Value = serde_json::from_str(&json(d, "/series")).unwrap();
     let points = all["points"].as_array().unwrap();
     assert!(points.len() >= 5, "{all}");
     for pt in points {
@@ -142,12 +183,12 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     let big = block_on(d.client().series(1_000_000)).unwrap();
     assert!(big.points.len() >= points.len());
     for bad in ["seconds=abc", "seconds=-1", "seconds="] {
-        assert_400(&d, &format!("/series?{bad}"));
+        assert_400(d, &format!("/series?{bad}"));
     }
+}
 
-    // /healthz: 200 while warming up.
-    assert_eq!(text(&d, "/healthz"), "ok");
-
+/// Unknown paths, wrong methods, HEAD, a head too big, and bad `count` and `json` values.
+fn check_bad_requests(d: &Daemon, sock: &Path) {
     // Unknown paths, wrong methods, HEAD.
     for p in [
         "/",
@@ -157,7 +198,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
         "/last_stdout/x",
         "/metrics.txt",
     ] {
-        let a = get(&d, p);
+        let a = get(d, p);
         assert_eq!(a.status, 404, "{p}");
         assert!(!a.body.contains('\n'));
     }
@@ -173,7 +214,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
         assert_eq!(a.status, 405, "{m} {p}");
     }
     let a = String::from_utf8_lossy(&raw(
-        unix(&sock),
+        unix(sock),
         "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             .as_bytes(),
     ))
@@ -181,7 +222,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     assert!(a.starts_with("HTTP/1.1 405"), "{a}");
     assert_eq!(header(&a, "allow"), Some("GET, HEAD"));
     let a = String::from_utf8_lossy(&raw(
-        unix(&sock),
+        unix(sock),
         "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".as_bytes(),
     ))
     .into_owned();
@@ -191,7 +232,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
 
     let big = "x".repeat(20 * 1024);
     let a = String::from_utf8_lossy(&raw(
-        unix(&sock),
+        unix(sock),
         format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n")
             .as_bytes(),
     ))
@@ -212,25 +253,15 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
             "count=0x10",
             "json=yes",
         ] {
-            assert_400(&d, &format!("{route}?{bad}"));
+            assert_400(d, &format!("{route}?{bad}"));
         }
     }
+}
 
-    // Pause ffmpeg: both rings stand still, so every form can be compared exactly.
-    let frozen = freeze(&d, ffmpeg);
-    let out_all = text(&d, "/last_stdout?count=0");
-    let prog_all = text(&d, "/last_progress?count=0");
-    let out_lines: Vec<&str> = out_all.split('\n').collect();
-    let prog_lines: Vec<&str> = prog_all.split('\n').collect();
-    assert_eq!(out_lines.len() as u64, frozen.counters.log_lines);
-    assert_eq!(prog_lines.len() as u64, frozen.counters.progress_blocks);
-    assert!(
-        out_lines.len() > 30 && prog_lines.len() >= 10,
-        "{out_all}\n{prog_all}"
-    );
-
+/// The text formats of the stdout and progress rings (paused: `frozen` is their status).
+fn check_seed_formats(out_all: &str, prog_all: &str, frozen: &Status, from: NaiveDateTime) {
     // The seed's text formats, oldest first.
-    let outs = check_lines(&out_all, from);
+    let outs = check_lines(out_all, from);
     assert!(outs[0].starts_with("ffmpeg version "), "{}", outs[0]);
     assert!(
         outs.iter().any(|l| l.contains(&TITLE[6..])),
@@ -245,7 +276,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
             "{l}"
         );
     }
-    let blocks = check_lines(&prog_all, from);
+    let blocks = check_lines(prog_all, from);
     let mut last_frame = 0;
     for b in &blocks {
         let keys: Vec<&str> = b
@@ -276,7 +307,15 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
         last_frame = frame;
     }
     assert_eq!(Some(last_frame), frozen.progress.as_ref().unwrap().frame);
+}
 
+/// Every `count` and `json` form of `/last_stdout` and `/last_progress` against the whole rings
+/// (paused): each one's whole text answer and its lines.
+fn check_count_and_json_forms(
+    d: &Daemon,
+    (out_all, out_lines): (&str, &[&str]),
+    (prog_all, prog_lines): (&str, &[&str]),
+) {
     // count: default 20, 0 = all, more than held = all, saturating; json forms.
     for (route, all, lines) in [
         ("/last_stdout", &out_all, &out_lines),
@@ -297,7 +336,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
             ("?count=5&json=false", tail(lines, 5)),
             ("?json=False", tail(lines, 20)),
         ] {
-            assert_eq!(text(&d, &format!("{route}{q}")), want, "{route}{q}");
+            assert_eq!(text(d, &format!("{route}{q}")), want, "{route}{q}");
         }
         for (q, count) in [
             ("?json", 20),
@@ -308,7 +347,7 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
             ("?count=5&json=TRUE", 5),
             (&format!("?count={}&json=1", n + 7), n),
         ] {
-            let j = json(&d, &format!("{route}{q}"));
+            let j = json(d, &format!("{route}{q}"));
             assert_eq!(j, json_of_text(&tail(lines, count)), "{route}{q}");
             let parsed: Vec<(String, String)> = serde_json::from_str(&j).unwrap();
             assert_eq!(parsed.len(), count.min(n));
@@ -317,12 +356,15 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     let via_client = block_on(d.client().last_stdout(0)).unwrap();
     assert_eq!(via_client.len(), out_lines.len());
     assert!(via_client.iter().any(|(_, l)| l.contains(&TITLE[6..])));
+}
 
+/// Paused for more than 2 s: stalled everywhere; running again after `SIGCONT`.
+fn check_stalled_while_paused(d: &Daemon, ffmpeg: i32) {
     // Paused for more than 2 s: stalled, on /healthz (503 and the reason) and everywhere else.
     let mut body = String::new();
     assert!(
         wait_until(Duration::from_secs(10), || {
-            let a = get(&d, "/healthz");
+            let a = get(d, "/healthz");
             body = a.body;
             a.status == 503
         }),
@@ -332,18 +374,11 @@ fn every_endpoint_and_parameter_form_on_real_ffmpeg() {
     let st = d.status();
     assert_eq!((st.state, st.health), (State::Running, Health::Stalled));
     assert!(st.reason.unwrap().starts_with("no output for "));
-    assert_eq!(health_metric(&scrape(&get(&d, "/metrics").body)), "stalled");
+    assert_eq!(health_metric(&scrape(&get(d, "/metrics").body)), "stalled");
     kill(ffmpeg, Signal::SIGCONT);
-    assert!(wait_until(Duration::from_secs(10), || get(&d, "/healthz")
+    assert!(wait_until(Duration::from_secs(10), || get(d, "/healthz")
         .status
         == 200));
-
-    // A clean stop: exit 0, the socket removed, status.json with its exit.
-    d.signal(Signal::SIGTERM);
-    assert_eq!(d.wait(T).code(), Some(0));
-    assert!(!sock.exists(), "api.sock removed at exit");
-    let st = assert_exit_status(&wd, 0, FfmpegStatus::Code(255));
-    assert_eq!(st.cmd, args);
 }
 
 #[test]
