@@ -1,5 +1,7 @@
 //! Two hundred clients at once while ffmpeg encodes: no line lost, silent clients hold up nobody.
 
+use std::net::SocketAddr;
+
 use super::*;
 
 /// A client's `/status` polls: how many, and how long each took.
@@ -68,19 +70,7 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
     let tcp_client =
         || Client::new(Target::Tcp(a_tcp.clone()), None, Duration::from_secs(10)).unwrap();
 
-    // Connections that send nothing (and one that sends half a request line), held open.
-    let mut silent: Vec<Box<dyn std::any::Any>> = Vec::new();
-    for _ in 0..5 {
-        silent.push(Box::new(
-            std::os::unix::net::UnixStream::connect(a_wd.path.join("api.sock")).unwrap(),
-        ));
-        silent.push(Box::new(std::net::TcpStream::connect(tcp_addr).unwrap()));
-        silent.push(Box::new(
-            std::os::unix::net::UnixStream::connect(b_wd.path.join("api.sock")).unwrap(),
-        ));
-    }
-    let mut half = std::os::unix::net::UnixStream::connect(a_wd.path.join("api.sock")).unwrap();
-    half.write_all(b"GET /status HT").unwrap();
+    let silent = silent_connections(&a_wd.path, &b_wd.path, tcp_addr);
     let quiet_unix = fresh_status_time(|| socket_client(&a_wd.path));
     let quiet_tcp = fresh_status_time(tcp_client);
     eprintln!(
@@ -99,23 +89,57 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
         0,
         "B's bursts come during the load"
     );
-    let rt = runtime();
     let started = Instant::now();
-    let results: Vec<Polls> = rt.block_on(async {
+    let a_clients = (0..200).map(|i| {
+        let c = if i < 150 {
+            socket_client(&a_wd.path)
+        } else {
+            tcp_client()
+        };
+        (c, a.pid() as u32)
+    });
+    let b_clients = (0..50).map(|_| (socket_client(&b_wd.path), b_pid));
+    let results = load(a_clients.chain(b_clients).collect(), &b_wd.path);
+    assert_polls(results, started.elapsed());
+
+    // The silent connections still hold up nobody.
+    let after = fresh_status_time(|| socket_client(&a_wd.path));
+    eprintln!("after the load, silent connections still open: /status in {after:?}");
+    assert!(after < Duration::from_secs(1), "{after:?}");
+    drop(silent);
+    check_bursts(&b);
+    check_showinfo_frames(&a, a_ffmpeg);
+}
+
+/// Connections that send nothing to A (socket and TCP) and B, and one that sends half a request
+/// line to A, held open until dropped.
+fn silent_connections(a: &Path, b: &Path, tcp_addr: SocketAddr) -> Vec<Box<dyn std::any::Any>> {
+    let mut silent: Vec<Box<dyn std::any::Any>> = Vec::new();
+    for _ in 0..5 {
+        silent.push(Box::new(
+            std::os::unix::net::UnixStream::connect(a.join("api.sock")).unwrap(),
+        ));
+        silent.push(Box::new(std::net::TcpStream::connect(tcp_addr).unwrap()));
+        silent.push(Box::new(
+            std::os::unix::net::UnixStream::connect(b.join("api.sock")).unwrap(),
+        ));
+    }
+    let mut half = std::os::unix::net::UnixStream::connect(a.join("api.sock")).unwrap();
+    half.write_all(b"GET /status HT").unwrap();
+    silent.push(Box::new(half));
+    silent
+}
+
+/// Every client polls `/status` (expecting its pid) at least 10 times, and all of them until B
+/// (in work directory `b`) holds its 80 000 lines.
+fn load(clients: Vec<(Client, u32)>, b: &Path) -> Vec<Polls> {
+    runtime().block_on(async {
         let done = Arc::new(AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..200 {
-            let c = if i < 150 {
-                socket_client(&a_wd.path)
-            } else {
-                tcp_client()
-            };
-            tasks.spawn(poll(c, a.pid() as u32, 10, done.clone()));
+        for (c, pid) in clients {
+            tasks.spawn(poll(c, pid, 10, done.clone()));
         }
-        for _ in 0..50 {
-            tasks.spawn(poll(socket_client(&b_wd.path), b_pid, 10, done.clone()));
-        }
-        let watch = socket_client(&b_wd.path);
+        let watch = socket_client(b);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             match watch.status().await {
@@ -131,8 +155,11 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
             out.push(r.unwrap());
         }
         out
-    });
-    let load_time = started.elapsed();
+    })
+}
+
+/// No client failed, and together they made at least 2 500 polls; prints the figures.
+fn assert_polls(results: Vec<Polls>, load_time: Duration) {
     let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(
         errors.is_empty(),
@@ -151,20 +178,15 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
         took[took.len() - 1]
     );
     assert!(took.len() >= 2500, "{}", took.len());
+}
 
-    // The silent connections still hold up nobody.
-    let after = fresh_status_time(|| socket_client(&a_wd.path));
-    eprintln!("after the load, silent connections still open: /status in {after:?}");
-    assert!(after < Duration::from_secs(1), "{after:?}");
-    drop(silent);
-    drop(half);
-
-    // B: exactly the two bursts, in order.
-    let st = wait_status(&b, Duration::from_secs(10), "B's lines", |s| {
+/// B: exactly the two bursts, in order.
+fn check_bursts(b: &Daemon) {
+    let st = wait_status(b, Duration::from_secs(10), "B's lines", |s| {
         s.counters.log_lines >= 80_000
     });
     assert_eq!(st.counters.log_lines, 80_000);
-    let body = text(&b, "/last_stdout?count=0");
+    let body = text(b, "/last_stdout?count=0");
     let want: Vec<String> = (1..=40_000)
         .chain(1..=40_000)
         .map(|i| format!("line {i}"))
@@ -173,10 +195,12 @@ fn two_hundred_clients_while_ffmpeg_encodes_lose_no_line_and_silent_ones_hold_up
         check_lines(&body, NaiveDateTime::MIN) == want,
         "B lost or reordered lines"
     );
+}
 
-    // A: every line counted is held, and the showinfo frames are all there, in order.
-    let st = freeze(&a, a_ffmpeg);
-    let body = text(&a, "/last_stdout?count=0");
+/// A: every line counted is held, and the showinfo frames are all there, in order.
+fn check_showinfo_frames(a: &Daemon, a_ffmpeg: i32) {
+    let st = freeze(a, a_ffmpeg);
+    let body = text(a, "/last_stdout?count=0");
     let lines = check_lines(&body, NaiveDateTime::MIN);
     assert_eq!(lines.len() as u64, st.counters.log_lines);
     let frames: Vec<u64> = lines
