@@ -36,69 +36,9 @@ fn full_tmpfs_drops_only_file_lines_and_logging_resumes_with_a_count() {
     }
     let (n1, n2) = (200_000u64, 5_000u64);
     let n = n1 + n2;
-    // Phase 1 at full speed onto a full disk; then wait for the test's go, free the space, and
-    // print phase 2. The child runs inside the namespace, so it can remove the filler.
-    let run = |full: bool| -> (Wd, u64, Option<std::process::ExitStatus>) {
-        let wd = Wd::new();
-        fs::create_dir_all(wd.path.join("logs")).unwrap();
-        let go = wd.file("go");
-        let took = wd.file("phase1.ns");
-        let child = wd.script(
-            "chatty.sh",
-            &format!(
-                "t0=$(date +%s%N)\nseq 1 {n1}\nt1=$(date +%s%N)\necho $((t1 - t0)) > {took}\n\
-                 while [ ! -e {go} ]; do sleep 0.01; done\n\
-                 rm -f \"$WD/logs/filler\"\nseq {} {n}",
-                n1 + 1,
-                took = took.display(),
-                go = go.display()
-            ),
-        );
-        let copy = wd.file("logs-copy");
-        fs::create_dir_all(&copy).unwrap();
-        let mut w = wd
-            .wrapperd()
-            .child(&child)
-            .env("STDOUT_BUFFER_LEN", n.to_string())
-            .env("STOP_TIMEOUT", "2");
-        if full {
-            w = in_mount_namespace(
-                w,
-                "mount -t tmpfs -o size=256k tmpfs \"$WD/logs\"\n\
-                 dd if=/dev/zero of=\"$WD/logs/filler\" bs=4k 2>/dev/null || true",
-                &format!("cp -a \"$WD/logs/.\" {}", copy.display()),
-            );
-        } else {
-            w = w.env("NO_FILE_LOG", "1");
-        }
-        let mut d = w.spawn();
-        let pid = wrapperd_pid(&wd);
-        assert!(
-            wait_until(T, || took.exists()),
-            "phase 1 did not end: {}",
-            wd.log("wrapperd.log")
-        );
-        let phase1: u64 = wait_read(&took).trim().parse().unwrap();
-        if full {
-            // The ring and the API have every line of phase 1 while the disk is full.
-            assert!(wait_until(Duration::from_secs(20), || {
-                d.status().counters.log_lines == n1
-            }));
-            let lines = d.get("/last_stdout?count=0").body;
-            let nums: Vec<u64> = lines
-                .lines()
-                .map(|l| l.split_once("> ").unwrap().1.parse().unwrap())
-                .collect();
-            assert_eq!(nums, (1..=n1).collect::<Vec<_>>(), "the API has every line");
-            wait_writer_quiet(pid, "ffmpeg.log");
-        }
-        fs::write(&go, "").unwrap();
-        let st = d.wait(T);
-        (wd, phase1, Some(st))
-    };
-    let (_, baseline_ns, _) = run(false);
-    let (wd, full_ns, st) = run(true);
-    assert_eq!(st.unwrap().code(), Some(1), "the child ended by itself");
+    let (_, baseline_ns, _) = chatty_run(false, n1, n2);
+    let (wd, full_ns, st) = chatty_run(true, n1, n2);
+    assert_eq!(st.code(), Some(1), "the child ended by itself");
     let (baseline, full) = (
         Duration::from_nanos(baseline_ns),
         Duration::from_nanos(full_ns),
@@ -114,7 +54,77 @@ fn full_tmpfs_drops_only_file_lines_and_logging_resumes_with_a_count() {
         "the ring took every line"
     );
     let text = fs::read_to_string(wd.file("logs-copy/ffmpeg.log")).unwrap();
-    let lines = parse_log(&text);
+    check_dropped_then_resumed(&text, n1, n);
+}
+
+/// Runs the chatty child: phase 1 at full speed onto a full disk; then it waits for the test's
+/// go, frees the space, and prints phase 2. The child runs inside the namespace, so it can
+/// remove the filler. Without `full`, no log files at all (the baseline). Returns how long
+/// phase 1 took (ns).
+fn chatty_run(full: bool, n1: u64, n2: u64) -> (Wd, u64, std::process::ExitStatus) {
+    let n = n1 + n2;
+    let wd = Wd::new();
+    fs::create_dir_all(wd.path.join("logs")).unwrap();
+    let go = wd.file("go");
+    let took = wd.file("phase1.ns");
+    let child = wd.script(
+        "chatty.sh",
+        &format!(
+            "t0=$(date +%s%N)\nseq 1 {n1}\nt1=$(date +%s%N)\necho $((t1 - t0)) > {took}\n\
+             while [ ! -e {go} ]; do sleep 0.01; done\n\
+             rm -f \"$WD/logs/filler\"\nseq {} {n}",
+            n1 + 1,
+            took = took.display(),
+            go = go.display()
+        ),
+    );
+    let copy = wd.file("logs-copy");
+    fs::create_dir_all(&copy).unwrap();
+    let mut w = wd
+        .wrapperd()
+        .child(&child)
+        .env("STDOUT_BUFFER_LEN", n.to_string())
+        .env("STOP_TIMEOUT", "2");
+    if full {
+        w = in_mount_namespace(
+            w,
+            "mount -t tmpfs -o size=256k tmpfs \"$WD/logs\"\n\
+             dd if=/dev/zero of=\"$WD/logs/filler\" bs=4k 2>/dev/null || true",
+            &format!("cp -a \"$WD/logs/.\" {}", copy.display()),
+        );
+    } else {
+        w = w.env("NO_FILE_LOG", "1");
+    }
+    let mut d = w.spawn();
+    let pid = wrapperd_pid(&wd);
+    assert!(
+        wait_until(T, || took.exists()),
+        "phase 1 did not end: {}",
+        wd.log("wrapperd.log")
+    );
+    let phase1: u64 = wait_read(&took).trim().parse().unwrap();
+    if full {
+        // The ring and the API have every line of phase 1 while the disk is full.
+        assert!(wait_until(Duration::from_secs(20), || {
+            d.status().counters.log_lines == n1
+        }));
+        let lines = d.get("/last_stdout?count=0").body;
+        let nums: Vec<u64> = lines
+            .lines()
+            .map(|l| l.split_once("> ").unwrap().1.parse().unwrap())
+            .collect();
+        assert_eq!(nums, (1..=n1).collect::<Vec<_>>(), "the API has every line");
+        wait_writer_quiet(pid, "ffmpeg.log");
+    }
+    fs::write(&go, "").unwrap();
+    let st = d.wait(T);
+    (wd, phase1, st)
+}
+
+/// `ffmpeg.log` of the full-disk run: lines `1..=n` each either in it or counted as dropped, in
+/// order, and everything after the space came back (`n1 + 1..=n`) after the last notice.
+fn check_dropped_then_resumed(text: &str, n1: u64, n: u64) {
+    let lines = parse_log(text);
     let dropped: u64 = lines
         .iter()
         .map(|l| match l {
