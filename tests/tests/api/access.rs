@@ -47,20 +47,7 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
         d.wait_api();
     }
 
-    // Before any block: metrics without a value have no sample (but keep their HELP/TYPE).
-    let st = wait_status(&silent, Duration::from_secs(10), "running", |s| {
-        s.state == State::Running
-    });
-    assert!(st.progress.is_none() && st.rates.fps.is_none(), "{st:?}");
-    let body = get(&silent, "/metrics").body;
-    let m = scrape(&body);
-    for name in ["ffwrapper_fps", "ffwrapper_speed", "ffwrapper_frames"] {
-        assert!(m.docs.contains_key(name), "{name}");
-        assert!(sample(&m, name).is_none(), "{name}:\n{body}");
-    }
-    assert_eq!(sample(&m, "ffwrapper_up"), Some(1.0));
-    assert_eq!(text(&silent, "/last_progress"), "");
-    assert_eq!(json(&silent, "/last_progress?json"), "[]");
+    check_no_block_yet(&silent);
 
     // The failing encode is healthy first, with the checks active.
     wait_status(&failing, Duration::from_secs(10), "checks active", |s| {
@@ -74,27 +61,7 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
         (&frozen, "stalled: no progress for "),
         (&failing, "failing: fps "),
     ] {
-        let mut seen = None;
-        assert!(
-            wait_until(Duration::from_secs(10), || {
-                let a = get(d, "/healthz");
-                // (The frozen encode is failing first: its current fps falls.)
-                if a.status == 503 && a.body.starts_with(want) {
-                    seen = Some((a.body, d.status()));
-                }
-                seen.is_some()
-            }),
-            "{want}"
-        );
-        let (body, st) = seen.unwrap();
-        assert!(body.starts_with(want), "{want}: {body}");
-        assert_eq!(st.state, State::Running, "{body}");
-        assert_eq!(
-            format!("{}: {}", st.health.as_str(), st.reason.unwrap()).get(..want.len()),
-            Some(want)
-        );
-        let m = scrape(&get(d, "/metrics").body);
-        assert_eq!(health_metric(&m), want.split(':').next().unwrap());
+        assert_healthz_503(d, want);
     }
     let st = failing.status();
     assert!(st.check.active && st.check.failing_for_s > 0.0, "{st:?}");
@@ -108,6 +75,50 @@ fn healthz_turns_503_when_the_encode_stalls_or_fails() {
         let st = assert_exit_status(wd, 1, FfmpegStatus::Code(255));
         assert!(st.exit.unwrap().reason.contains("stalled"));
     }
+}
+
+/// Before any block: metrics without a value have no sample (but keep their HELP/TYPE), and the
+/// progress ring is empty.
+fn check_no_block_yet(silent: &Daemon) {
+    let st = wait_status(silent, Duration::from_secs(10), "running", |s| {
+        s.state == State::Running
+    });
+    assert!(st.progress.is_none() && st.rates.fps.is_none(), "{st:?}");
+    let body = get(silent, "/metrics").body;
+    let m = scrape(&body);
+    for name in ["ffwrapper_fps", "ffwrapper_speed", "ffwrapper_frames"] {
+        assert!(m.docs.contains_key(name), "{name}");
+        assert!(sample(&m, name).is_none(), "{name}:\n{body}");
+    }
+    assert_eq!(sample(&m, "ffwrapper_up"), Some(1.0));
+    assert_eq!(text(silent, "/last_progress"), "");
+    assert_eq!(json(silent, "/last_progress?json"), "[]");
+}
+
+/// `/healthz` turns 503 with an answer that starts with `want` while ffmpeg still runs, and
+/// `/status` and `/metrics` say the same.
+fn assert_healthz_503(d: &Daemon, want: &str) {
+    let mut seen = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let a = get(d, "/healthz");
+            // (The frozen encode is failing first: its current fps falls.)
+            if a.status == 503 && a.body.starts_with(want) {
+                seen = Some((a.body, d.status()));
+            }
+            seen.is_some()
+        }),
+        "{want}"
+    );
+    let (body, st) = seen.unwrap();
+    assert!(body.starts_with(want), "{want}: {body}");
+    assert_eq!(st.state, State::Running, "{body}");
+    assert_eq!(
+        format!("{}: {}", st.health.as_str(), st.reason.unwrap()).get(..want.len()),
+        Some(want)
+    );
+    let m = scrape(&get(d, "/metrics").body);
+    assert_eq!(health_metric(&m), want.split(':').next().unwrap());
 }
 
 #[test]
