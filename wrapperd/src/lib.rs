@@ -17,6 +17,10 @@
 //! Only what the binary (`main.rs`) and the integration tests use is public; the rest is private
 //! to the crate, so the compiler reports what nothing uses.
 
+// The docs are for working on wrapperd (`cargo doc --document-private-items`): they link to
+// the private modules freely.
+#![allow(rustdoc::private_intra_doc_links)]
+
 mod api;
 pub mod config;
 mod logfile;
