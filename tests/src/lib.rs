@@ -87,7 +87,7 @@ impl Wd {
         let mut cmd = Command::new(bin("wrapperd"));
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
-            if CONFIG_VARS.contains(&k.as_str()) {
+            if config_vars().any(|v| v == k) {
                 cmd.env_remove(&k);
             }
         }
@@ -151,35 +151,13 @@ impl Wd {
     }
 }
 
-/// Every variable of SPEC §2: cleared from the tests' environment so a developer's own settings
-/// never leak into a test.
-pub const CONFIG_VARS: &[&str] = &[
-    "WORKDIR",
-    "FFMPEG_BIN",
-    "PROGRESS_BUFFER_LEN",
-    "STDOUT_BUFFER_LEN",
-    "NO_FILE_LOG",
-    "LOG_ROTATION_MODE",
-    "LOG_ROTATION_DAYS",
-    "LOG_ROTATION_MAX_KBYTES",
-    "LOG_ROTATION_BACKUP",
-    "IS_DEBUG",
-    "MANAGER_START_DELAY",
-    "ENCODING_CHECK_START_DELAY",
-    "ENCODING_DISABLE_CHECK",
-    "ENCODING_MIN_SPEED",
-    "ENCODING_DELTA_SPEED",
-    "ENCODING_DELTA_FPS",
-    "ENCODING_MIN_BASE_FPS",
-    "ENCODING_MAX_ERROR_TIME",
-    "ENCODING_MAX_STDOUT_STUCK_TIME",
-    "ENCODING_RATE_WINDOW",
-    "STOP_TIMEOUT",
-    "HTTP_HOST",
-    "HTTP_PORT",
-    "API_TOKEN",
-    "EXIT_CODE_PASSTHROUGH",
-];
+/// Every variable of SPEC §2, from wrapperd's own table (`wrapperd::config::VARS`, which also
+/// makes `--help`, the checks and the status files), so the tests cover each one the table has:
+/// they are cleared from the tests' environment so a developer's own settings never leak into a
+/// test, and each must have its `status/<VAR>` file and its line in `--help`.
+pub fn config_vars() -> impl Iterator<Item = &'static str> {
+    wrapperd::config::VARS.iter().map(|v| v.name)
+}
 
 /// A `wrapperd` about to start.
 pub struct WrapperCmd {

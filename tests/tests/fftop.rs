@@ -207,9 +207,29 @@ fn interactive_table_down_detection_detail_and_clean_quit_under_tmux() {
         "fftop draws on the alternate screen"
     );
 
-    // Killing one turns it `down` within two intervals; the other keeps updating.
+    check_down_detection(&tmux, &mut db);
+
+    // Enter opens the detail of the selected (first, by name) target: charts and command. The
+    // whole check is the wait's condition, so a frame caught half drawn is simply read again.
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen(Duration::from_secs(5), "the detail view", |s| {
+        s.contains(" cam-alpha ")
+            && s.contains("┌ fps")
+            && s.contains("┌ speed")
+            && s.matches("min ").count() >= 2 // the minimum lines, named in the titles
+            && s.matches("now").count() >= 2 // the time axes
+            && s.matches('└').count() >= 2
+            && s.contains("cmd -hide_banner -re -f lavfi -i testsrc=size=160x120:rate=25")
+            && !s.contains("NAME")
+    });
+
+    check_quit_restores_the_terminal(&tmux);
+}
+
+/// Killing `cam-bravo` turns it `down` within two intervals; `cam-alpha` keeps updating.
+fn check_down_detection(tmux: &Tmux, db: &mut Daemon) {
     let killed = Instant::now();
-    kill_hard(&mut db);
+    kill_hard(db);
     let limit = INTERVAL * 2 + Duration::from_millis(500);
     let s = tmux.wait_screen(Duration::from_secs(10), "cam-bravo down", |s| {
         row(s, "cam-bravo").is_some_and(|r| r.split_whitespace().any(|w| w == "down"))
@@ -230,22 +250,11 @@ fn interactive_table_down_detection_detail_and_clean_quit_under_tmux() {
         row(&s, "cam-bravo").is_some_and(|r| r.contains("down")),
         "still down:\n{s}"
     );
+}
 
-    // Enter opens the detail of the selected (first, by name) target: charts and command. The
-    // whole check is the wait's condition, so a frame caught half drawn is simply read again.
-    tmux.keys(&["Enter"]);
-    tmux.wait_screen(Duration::from_secs(5), "the detail view", |s| {
-        s.contains(" cam-alpha ")
-            && s.contains("┌ fps")
-            && s.contains("┌ speed")
-            && s.matches("min ").count() >= 2 // the minimum lines, named in the titles
-            && s.matches("now").count() >= 2 // the time axes
-            && s.matches('└').count() >= 2
-            && s.contains("cmd -hide_banner -re -f lavfi -i testsrc=size=160x120:rate=25")
-            && !s.contains("NAME")
-    });
-
-    // q: back to the table; q again: quit, and the terminal is as it was.
+/// `q` goes back to the table; `q` again quits with 0, and the terminal is as it was (modes,
+/// main screen, cursor).
+fn check_quit_restores_the_terminal(tmux: &Tmux) {
     tmux.keys(&["q"]);
     tmux.wait_screen(Duration::from_secs(5), "the table again", |s| {
         s.contains("NAME") && row(s, "cam-alpha").is_some()

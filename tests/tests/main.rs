@@ -1,8 +1,14 @@
 //! The integration tests: one test binary (`integration`) with a module per area, as ripgrep
 //! does, so the crate links once instead of once per file. Run one area with
 //! `cargo test -p tests --test integration api::` (or `fftop::`, `logs::`, `manager::`,
-//! `reliability::`, `stderr::`, `supervisor::`). The tests run the built binaries: `cargo build --workspace
-//! --bins` first.
+//! `reliability::`, `stderr::`, `supervisor::`), or a part of one with its submodule:
+//!
+//! - `api::endpoints::`, `api::access::`, `api::load::`
+//! - `manager::fake::`, `manager::real::`
+//! - `reliability::disk::`, `reliability::process::`, `reliability::abuse::`
+//! - `supervisor::run::`, `supervisor::signals::`, `supervisor::startup::`
+//!
+//! The tests run the built binaries: `cargo build --workspace --bins` first.
 
 mod api;
 mod fftop;

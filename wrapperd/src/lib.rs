@@ -13,16 +13,28 @@
 //! - [`rates`], [`manager`]: current rates and the rules that stop a failing encode.
 //! - [`api`]: the HTTP API over the Unix socket and TCP.
 //! - [`signals`]: what each signal to wrapperd means.
+//!
+//! Only what the binary (`main.rs`) and the integration tests use is public; the rest is private
+//! to the crate, so the compiler reports what nothing uses.
 
-pub mod api;
+// The docs are for working on wrapperd (`cargo doc --document-private-items`): they link to
+// the private modules freely.
+#![allow(rustdoc::private_intra_doc_links)]
+
+mod api;
 pub mod config;
-pub mod logfile;
+mod logfile;
 pub mod logging;
-pub mod manager;
-pub mod output;
-pub mod rates;
-pub mod ring;
+mod manager;
+mod output;
+#[cfg(test)]
+mod output_props;
+mod rates;
+// `Ring::is_empty` and `Snapshot::is_empty` are used by nothing (the latter only by ring's
+// tests); their removal is left to ring's owner, then this allow goes.
+#[allow(dead_code)]
+mod ring;
 pub mod signals;
-pub mod state;
+mod state;
 pub mod supervisor;
-pub mod workdir;
+mod workdir;

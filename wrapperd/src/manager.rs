@@ -390,6 +390,18 @@ impl Manager {
 
     /// One evaluation of the newest block (checks active, no stop yet).
     fn evaluate(&mut self, now: Instant, notes: &mut Vec<String>) {
+        if !self.evaluated {
+            self.evaluated = true;
+            self.set_min_speed(notes);
+        }
+        if self.base_fps.is_none() {
+            self.set_base_fps(notes);
+        }
+        self.track_failing_period(now, notes);
+    }
+
+    /// At the first evaluation: the min speed, from the first valid speed.
+    fn set_min_speed(&mut self, notes: &mut Vec<String>) {
         let r = &self.rules;
         let rates = self.rates;
         let window = if r.rate_window.is_zero() {
@@ -397,64 +409,68 @@ impl Manager {
         } else {
             format!("{:.1} s window", secs(r.rate_window))
         };
-        if !self.evaluated {
-            self.evaluated = true;
-            let speed = valid_speed(rates.speed);
-            let (min_speed, why) = match speed {
-                Some(s) if s < r.min_speed => (
-                    s - r.delta_speed,
-                    format!(
-                        "first speed {s:.3} < {:.3}: min speed = {s:.3} - {:.3}",
-                        r.min_speed, r.delta_speed
-                    ),
+        let speed = valid_speed(rates.speed);
+        let (min_speed, why) = match speed {
+            Some(s) if s < r.min_speed => (
+                s - r.delta_speed,
+                format!(
+                    "first speed {s:.3} < {:.3}: min speed = {s:.3} - {:.3}",
+                    r.min_speed, r.delta_speed
                 ),
-                Some(s) => (
-                    r.min_speed,
-                    format!("first speed {s:.3} >= {:.3}", r.min_speed),
+            ),
+            Some(s) => (
+                r.min_speed,
+                format!("first speed {s:.3} >= {:.3}", r.min_speed),
+            ),
+            None => (
+                r.min_speed,
+                format!(
+                    "first speed {} is not valid: min speed stays ENCODING_MIN_SPEED",
+                    fmt_f(rates.speed, 3)
                 ),
-                None => (
-                    r.min_speed,
-                    format!(
-                        "first speed {} is not valid: min speed stays ENCODING_MIN_SPEED",
-                        fmt_f(rates.speed, 3)
-                    ),
-                ),
-            };
-            self.min_speed = Some(min_speed);
+            ),
+        };
+        self.min_speed = Some(min_speed);
+        notes.push(format!(
+            "encoding checks active ({window}): min speed {min_speed:.3} ({why})"
+        ));
+        if rates.fps.is_none() {
+            notes.push(if self.last.is_some_and(|p| p.frame.is_none()) {
+                "no frame count in progress (audio-only or copy-only?): fps test skipped, \
+                 judging on speed alone"
+                    .to_string()
+            } else {
+                "fps not measurable yet: base fps set at the first block that has it".to_string()
+            });
+        }
+    }
+
+    /// At the first block with a measurable fps: the base fps and the min fps from it.
+    fn set_base_fps(&mut self, notes: &mut Vec<String>) {
+        let r = &self.rules;
+        let Some(f) = self.rates.fps else {
+            return;
+        };
+        let min_fps = if f < r.min_base_fps {
             notes.push(format!(
-                "encoding checks active ({window}): min speed {min_speed:.3} ({why})"
+                "base fps {f:.2} < min base fps {:.2}: min fps {:.2}",
+                r.min_base_fps, r.min_base_fps
             ));
-            if rates.fps.is_none() {
-                notes.push(if self.last.is_some_and(|p| p.frame.is_none()) {
-                    "no frame count in progress (audio-only or copy-only?): fps test skipped, \
-                     judging on speed alone"
-                        .to_string()
-                } else {
-                    "fps not measurable yet: base fps set at the first block that has it"
-                        .to_string()
-                });
-            }
-        }
-        if self.base_fps.is_none() {
-            if let Some(f) = rates.fps {
-                let min_fps = if f < r.min_base_fps {
-                    notes.push(format!(
-                        "base fps {f:.2} < min base fps {:.2}: min fps {:.2}",
-                        r.min_base_fps, r.min_base_fps
-                    ));
-                    r.min_base_fps
-                } else {
-                    let m = f - r.delta_fps;
-                    notes.push(format!(
-                        "base fps {f:.2}: min fps {m:.2} (base - {:.2})",
-                        r.delta_fps
-                    ));
-                    m
-                };
-                self.base_fps = Some(f);
-                self.min_fps = Some(min_fps);
-            }
-        }
+            r.min_base_fps
+        } else {
+            let m = f - r.delta_fps;
+            notes.push(format!(
+                "base fps {f:.2}: min fps {m:.2} (base - {:.2})",
+                r.delta_fps
+            ));
+            m
+        };
+        self.base_fps = Some(f);
+        self.min_fps = Some(min_fps);
+    }
+
+    /// Starts or ends the failing period as the newest block fails or passes.
+    fn track_failing_period(&mut self, now: Instant, notes: &mut Vec<String>) {
         if self.is_failing_block() {
             if self.failing_since.is_none() {
                 self.failing_since = Some(now);
@@ -465,6 +481,7 @@ impl Manager {
                 ));
             }
         } else if let Some(since) = self.failing_since.take() {
+            let rates = self.rates;
             notes.push(format!(
                 "failing period ended after {:.1} s: fps {} (min {}), speed {} (min {})",
                 secs(now.saturating_duration_since(since)),

@@ -310,7 +310,9 @@ impl Daemon {
         self.changed.notify_one();
     }
 
-    /// The life-cycle state (`starting`, `running`, `stopping`, `exited`).
+    /// The life-cycle state (`starting`, `running`, `stopping`, `exited`); the supervisor's
+    /// tests wait on it.
+    #[cfg(test)]
     pub fn state(&self) -> State {
         self.lock().state
     }

@@ -9,7 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -120,11 +120,6 @@ impl WorkDir {
         self.root.join("logs")
     }
 
-    /// `api.sock`: the HTTP API's Unix socket.
-    pub(crate) fn socket_path(&self) -> PathBuf {
-        self.root.join("api.sock")
-    }
-
     /// `pipes/progress`: where ffmpeg writes `-progress`.
     pub(crate) fn progress_fifo(&self) -> PathBuf {
         self.pipes_dir().join("progress")
@@ -146,22 +141,6 @@ impl WorkDir {
         }
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
         Ok(path)
-    }
-
-    /// Removes a leftover socket (or file) at `api.sock`.
-    pub(crate) fn clear_socket(&self) -> io::Result<()> {
-        let path = self.socket_path();
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_socket() || m.is_file() || m.is_symlink() => {
-                fs::remove_file(&path)
-            }
-            Ok(_) => Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "api.sock is a directory",
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -199,6 +178,8 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileTypeExt;
+
     use super::*;
 
     #[test]

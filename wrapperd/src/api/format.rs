@@ -165,7 +165,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn last_stdout_text_and_json_forms() {
-        let f = Fixture::new(&[]).await;
+        let f = Fixture::new(&[]);
         f.push_lines(&[
             (T0, "first"),
             (T0 + 500, "sécond \"quoted\""),
@@ -229,7 +229,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn last_progress_blocks_and_default_count() {
-        let f = Fixture::new(&[]).await;
+        let f = Fixture::new(&[]);
         let c = f.unix();
         assert_eq!(ok(&c, "/last_progress").await.body, "");
         assert_eq!(ok(&c, "/last_progress?json").await.body, "[]");
@@ -260,7 +260,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn hundred_thousand_lines_in_order() {
-        let f = Fixture::new(&[]).await;
+        let f = Fixture::new(&[]);
         for i in 0..100_000i64 {
             f.shared.push_line(
                 T0 + i * 10,

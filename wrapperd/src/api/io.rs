@@ -233,7 +233,7 @@ mod tests {
             write_stall: Duration::from_millis(300),
             ..Limits::default()
         };
-        let f = Fixture::with_limits(&[], limits).await;
+        let f = Fixture::with_limits(&[], limits);
         for i in 0..100_000i64 {
             f.shared
                 .push_line(T0, Instant::now(), &format!("line {i} {}", "y".repeat(60)));

@@ -337,8 +337,8 @@ mod tests {
             header_read: NEVER,
             ..Limits::default()
         };
-        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits).await;
-        let addr = f.api.tcp_addr.unwrap();
+        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits);
+        let addr = f.tcp_addr.unwrap();
         // Twenty silent connections on each listener: five times the limit.
         let mut held_unix = Vec::new();
         let mut held_tcp = Vec::new();
@@ -364,8 +364,8 @@ mod tests {
             header_read: NEVER,
             ..Limits::default()
         };
-        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits).await;
-        let addr = f.api.tcp_addr.unwrap();
+        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits);
+        let addr = f.tcp_addr.unwrap();
         let mut held = Vec::new();
         for _ in 0..5 {
             held.push(std::os::unix::net::UnixStream::connect(&f.api.socket_path).unwrap());
@@ -388,8 +388,8 @@ mod tests {
             header_read: Duration::from_secs(2),
             ..Limits::default()
         };
-        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits).await;
-        let addr = f.api.tcp_addr.unwrap();
+        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits);
+        let addr = f.tcp_addr.unwrap();
         let mut partial = std::net::TcpStream::connect(addr).unwrap();
         partial.write_all(b"GET /status HT").unwrap();
         let mut half = std::os::unix::net::UnixStream::connect(&f.api.socket_path).unwrap();
@@ -423,7 +423,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn oversized_request_heads_are_refused() {
-        let f = Fixture::new(&[]).await;
+        let f = Fixture::new(&[]);
         let big = "x".repeat(64 * 1024);
         let raw = raw_request(
             &f.api.socket_path,
@@ -451,7 +451,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn two_hundred_concurrent_clients() {
-        let f = Fixture::new(&[("HTTP_PORT", "0")]).await;
+        let f = Fixture::new(&[("HTTP_PORT", "0")]);
         let mut tasks = JoinSet::new();
         for i in 0..200 {
             let c = if i % 2 == 0 { f.unix() } else { f.tcp(None) };
@@ -478,8 +478,8 @@ mod tests {
             header_read: NEVER,
             ..Limits::default()
         };
-        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits).await;
-        let addr = f.api.tcp_addr.unwrap();
+        let f = Fixture::with_limits(&[("HTTP_PORT", "0")], limits);
+        let addr = f.tcp_addr.unwrap();
         let c = f.unix();
         ok(&c, "/status").await; // leaves an idle keep-alive connection
         let _silent = std::net::TcpStream::connect(addr).unwrap();

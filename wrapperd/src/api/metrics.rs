@@ -216,7 +216,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn metrics_parse_and_hold_every_metric() {
-        let f = Fixture::new(&[("ENCODING_RATE_WINDOW", "0")]).await;
+        let f = Fixture::new(&[("ENCODING_RATE_WINDOW", "0")]);
         let c = f.unix();
         // Before any block: documented, no samples for what has no value.
         let a = ok(&c, "/metrics").await;
@@ -285,7 +285,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn the_table_writes_the_exact_text() {
-        let f = Fixture::new(&[("ENCODING_RATE_WINDOW", "0")]).await;
+        let f = Fixture::new(&[("ENCODING_RATE_WINDOW", "0")]);
         f.shared.ffmpeg_started(9, Instant::now());
         f.push_lines(&[(T0, "a")]);
         f.shared

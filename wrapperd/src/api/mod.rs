@@ -99,8 +99,6 @@ pub enum ApiError {
 /// removes the socket.
 #[derive(Debug)]
 pub struct Api {
-    /// The actual TCP address (also with `HTTP_PORT=0`), when TCP is on.
-    pub tcp_addr: Option<SocketAddr>,
     /// Where the Unix socket is (`WORKDIR/api.sock`).
     pub socket_path: PathBuf,
     /// Cancelled to stop both listeners (a child of the token given to [`start`]).
@@ -117,16 +115,16 @@ pub struct Api {
 /// with the socket path and that address after binding and before the first request is
 /// accepted, so what it records (status/API_SOCKET, status/HTTP_ADDR) is there for any client
 /// that got an answer. Cancelling `shutdown` stops accepting and drains like [`Api::shutdown`].
-pub async fn start(
+pub fn start(
     shared: Arc<Daemon>,
     shutdown: CancellationToken,
     bound: impl FnOnce(&Path, Option<SocketAddr>),
 ) -> Result<Api, ApiError> {
-    start_with(shared, shutdown, Limits::default(), bound).await
+    start_with(shared, shutdown, Limits::default(), bound)
 }
 
 /// [`start`] with other limits (the tests use small ones).
-pub(crate) async fn start_with(
+pub(crate) fn start_with(
     shared: Arc<Daemon>,
     shutdown: CancellationToken,
     limits: Limits,
@@ -180,7 +178,6 @@ pub(crate) async fn start_with(
         tcp_addr.map(|a| format!(" and {a}")).unwrap_or_default()
     );
     Ok(Api {
-        tcp_addr,
         socket_path,
         stop,
         tasks,
@@ -210,6 +207,7 @@ impl Drop for Api {
 #[cfg(test)]
 pub(crate) mod testutil {
     use std::io::{Read as _, Write as _};
+    use std::net::SocketAddr;
     use std::path::Path;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -235,25 +233,35 @@ pub(crate) mod testutil {
         pub(crate) shared: Arc<Daemon>,
         /// The running API.
         pub(crate) api: Api,
+        /// Its TCP address, as `bound` was told it, when TCP is on.
+        pub(crate) tcp_addr: Option<SocketAddr>,
     }
 
     impl Fixture {
         /// An API with the default limits and these environment variables (besides WORKDIR).
-        pub(crate) async fn new(vars: &[(&str, &str)]) -> Fixture {
-            Fixture::with_limits(vars, Limits::default()).await
+        pub(crate) fn new(vars: &[(&str, &str)]) -> Fixture {
+            Fixture::with_limits(vars, Limits::default())
         }
 
         /// An API with these limits.
-        pub(crate) async fn with_limits(vars: &[(&str, &str)], limits: Limits) -> Fixture {
+        pub(crate) fn with_limits(vars: &[(&str, &str)], limits: Limits) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
             let shared = Arc::new(Daemon::new(config(&dir, vars), args()));
-            let api = start_with(shared.clone(), CancellationToken::new(), limits, |_, _| {})
-                .await
-                .unwrap();
+            let mut tcp_addr = None;
+            let api = start_with(
+                shared.clone(),
+                CancellationToken::new(),
+                limits,
+                |_, tcp| {
+                    tcp_addr = tcp;
+                },
+            )
+            .unwrap();
             Fixture {
                 _dir: dir,
                 shared,
                 api,
+                tcp_addr,
             }
         }
 
@@ -269,7 +277,7 @@ pub(crate) mod testutil {
 
         /// A client on TCP (which must be on), with this token.
         pub(crate) fn tcp(&self, token: Option<&str>) -> Client {
-            let addr = self.api.tcp_addr.expect("TCP is on");
+            let addr = self.tcp_addr.expect("TCP is on");
             Client::new(
                 Target::Tcp(format!("http://{addr}")),
                 token.map(str::to_string),
@@ -370,7 +378,6 @@ mod tests {
         let api = start(shared, CancellationToken::new(), |p, tcp| {
             told = Some((p.to_path_buf(), tcp));
         })
-        .await
         .unwrap();
         assert_eq!(api.socket_path, sock);
         assert_eq!(told, Some((sock.clone(), None)), "bound() was told where");
@@ -378,7 +385,6 @@ mod tests {
         use std::os::unix::fs::FileTypeExt;
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
-        assert!(api.tcp_addr.is_none());
         let c = Client::new(Target::Unix(sock.clone()), None, Duration::from_secs(5)).unwrap();
         ok(&c, "/get_pid").await;
         assert!(!dir.path().join(".api.tmp").exists());
@@ -387,12 +393,46 @@ mod tests {
         assert!(c.get("/get_pid").await.is_err());
     }
 
+    /// A leftover file or symlink at `api.sock` is replaced (the symlink's target left alone);
+    /// a directory there is an error that names the path.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn leftover_file_or_symlink_is_replaced_and_a_directory_refused() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        for leftover in ["file", "symlink"] {
+            match leftover {
+                "file" => std::fs::write(&sock, "stale").unwrap(),
+                _ => std::os::unix::fs::symlink(&target, &sock).unwrap(),
+            }
+            let shared = Arc::new(Daemon::new(config(&dir, &[]), args()));
+            let api = start(shared, CancellationToken::new(), |_, _| {}).unwrap();
+            let meta = std::fs::symlink_metadata(&sock).unwrap();
+            assert!(meta.file_type().is_socket(), "{leftover} replaced");
+            api.shutdown().await;
+            assert!(!sock.exists(), "api.sock removed after the {leftover}");
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+
+        std::fs::create_dir(&sock).unwrap();
+        let shared = Arc::new(Daemon::new(config(&dir, &[]), args()));
+        let e = start(shared, CancellationToken::new(), |_, _| {}).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("cannot listen on {}: is a directory", sock.display())
+        );
+        assert!(sock.is_dir(), "the directory is left alone");
+        assert!(!dir.path().join(".api.tmp").exists(), "nothing left behind");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn cancelling_the_token_stops_and_removes_the_socket() {
         let dir = tempfile::tempdir().unwrap();
         let shared = Arc::new(Daemon::new(config(&dir, &[]), args()));
         let token = CancellationToken::new();
-        let api = start(shared, token.clone(), |_, _| {}).await.unwrap();
+        let api = start(shared, token.clone(), |_, _| {}).unwrap();
         token.cancel();
         let t = Instant::now();
         while api.socket_path.exists() && t.elapsed() < Duration::from_secs(5) {
@@ -404,8 +444,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn http_port_0_gives_a_real_address_and_bind_errors_are_one_line() {
-        let f = Fixture::new(&[("HTTP_PORT", "0")]).await;
-        let addr = f.api.tcp_addr.unwrap();
+        let f = Fixture::new(&[("HTTP_PORT", "0")]);
+        let addr = f.tcp_addr.unwrap();
         assert_ne!(addr.port(), 0);
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         ok(&f.tcp(None), "/status").await;
@@ -417,7 +457,6 @@ mod tests {
         let e = start(shared, CancellationToken::new(), |_, _| {
             panic!("bound() called although binding failed")
         })
-        .await
         .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -429,9 +468,7 @@ mod tests {
             config(&dir, &[("WORKDIR", "/nonexistent/dir")]),
             args(),
         ));
-        let e = start(shared, CancellationToken::new(), |_, _| {})
-            .await
-            .unwrap_err();
+        let e = start(shared, CancellationToken::new(), |_, _| {}).unwrap_err();
         assert_eq!(
             e.to_string(),
             "cannot listen on /nonexistent/dir/api.sock: no such file or directory"

@@ -314,7 +314,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn bad_numbers_are_400_with_one_line() {
-        let f = Fixture::new(&[]).await;
+        let f = Fixture::new(&[]);
         f.push_lines(&[(T0, "a"), (T0, "b")]);
         let c = f.unix();
         for q in [
@@ -368,7 +368,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn seed_text_routes() {
-        let f = Fixture::new(&[]).await;
+        let f = Fixture::new(&[]);
         let c = f.unix();
         for path in ["/start_time", "/get_ffmpeg_pid"] {
             let a = get(&c, path).await;
@@ -413,8 +413,8 @@ mod tests {
     }
 
     /// An API with two blocks, 10 s and 1 s old; returns `now`.
-    async fn with_two_blocks() -> (Fixture, i64) {
-        let f = Fixture::new(&[("ENCODING_RATE_WINDOW", "0")]).await;
+    fn with_two_blocks() -> (Fixture, i64) {
+        let f = Fixture::new(&[("ENCODING_RATE_WINDOW", "0")]);
         f.shared.ffmpeg_started(77, Instant::now());
         let now = timefmt::now_ms();
         f.shared
@@ -426,7 +426,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn status_and_series_json() {
-        let (f, now) = with_two_blocks().await;
+        let (f, now) = with_two_blocks();
         f.push_lines(&[(now, "hello")]);
         let c = f.unix();
         let st = c.status().await.unwrap();
@@ -454,7 +454,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn huge_series_seconds_mean_everything() {
-        let (f, _) = with_two_blocks().await;
+        let (f, _) = with_two_blocks();
         let c = f.unix();
         for seconds in [
             "9223372036854775",     // the largest whose milliseconds fit an i64
@@ -471,7 +471,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn healthz_follows_health() {
-        let f = Fixture::new(&[]).await;
+        let f = Fixture::new(&[]);
         let c = f.unix();
         // Warming up (just started).
         let a = get(&c, "/healthz").await;
@@ -497,7 +497,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn unknown_path_404_wrong_method_405_head_ok() {
-        let f = Fixture::new(&[("HTTP_PORT", "0")]).await;
+        let f = Fixture::new(&[("HTTP_PORT", "0")]);
         for c in [f.unix(), f.tcp(None)] {
             for path in ["/", "/nope", "/status/", "/last_stdout/x", "/STATUS"] {
                 let a = get(&c, path).await;
@@ -528,7 +528,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn token_guards_tcp_but_not_healthz_or_the_socket() {
-        let f = Fixture::new(&[("HTTP_PORT", "0"), ("API_TOKEN", "s3cret")]).await;
+        let f = Fixture::new(&[("HTTP_PORT", "0"), ("API_TOKEN", "s3cret")]);
         for c in [
             f.tcp(None),
             f.tcp(Some("wrong")),
@@ -551,7 +551,7 @@ mod tests {
         // The socket needs none.
         ok(&f.unix(), "/status").await;
         // Scheme case-insensitive; other schemes are refused.
-        let addr = f.api.tcp_addr.unwrap();
+        let addr = f.tcp_addr.unwrap();
         for (value, want) in [
             ("bearer s3cret", "200"),
             ("BEARER s3cret", "200"),

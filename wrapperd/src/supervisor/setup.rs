@@ -105,7 +105,7 @@ struct Prepared {
 
 /// Sets up and spawns ffmpeg.
 pub(crate) async fn setup(config: Config, args: &[OsString]) -> Result<Started, SetupError> {
-    let p = prepare(config, args).await?;
+    let p = prepare(config, args)?;
     let config_files: Vec<(String, String)> = p
         .parts
         .shared
@@ -145,7 +145,7 @@ pub(crate) async fn setup(config: Config, args: &[OsString]) -> Result<Started, 
 }
 
 /// Work directory, logs, state, status writer, API, FIFO, signals: all before ffmpeg starts.
-async fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
+fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
     let wd = WorkDir::acquire(&config.workdir)?;
     let logs = open_logs(&config, &wd)?;
     if let Some((_, wrapperd_log)) = &logs {
@@ -163,13 +163,10 @@ async fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupErr
         wd.status_dir(),
         token.clone(),
     ));
-    wd.clear_socket()
-        .map_err(SetupError::io("replace", &wd.socket_path()))?;
     let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
         let _ = wd.write_status("API_SOCKET", &socket.display().to_string());
         let _ = wd.write_status("HTTP_ADDR", &tcp.map(|a| a.to_string()).unwrap_or_default());
-    })
-    .await?;
+    })?;
     let fifo = wd
         .make_fifo()
         .map_err(SetupError::io("create the FIFO", &wd.progress_fifo()))?;

@@ -5,11 +5,11 @@
 //! their concatenation is the input without line ends and without what was cut.
 //!
 //! CI runs proptest's default 256 cases per property. Failures proptest finds are kept in
-//! `wrapperd/proptest-regressions/` and replayed first; the hand-picked edge cases at the end
+//! `wrapperd/proptest-regressions/output_props.txt` and replayed first; the hand-picked edge cases at the end
 //! are the corpus of interesting inputs as explicit tests.
 
+use crate::output::{LineSplitter, MAX_LINE};
 use proptest::prelude::*;
-use wrapperd::output::{LineSplitter, MAX_LINE};
 
 fn split(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
     let mut s = LineSplitter::new();

@@ -1,0 +1,289 @@
+//! A target's detail: fps and speed charts with their minimums, command, pids, reason and the
+//! newest log lines.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
+use ratatui::Frame;
+
+use crate::app::{App, Conn, TargetState};
+use crate::format;
+use crate::history::Point;
+
+use super::{accent, dim, fps_of, header_style, health_style, key_hints, speed_of};
+
+pub(super) fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let Some(t) = app.selected_state() else {
+        return;
+    };
+    let color = app.color;
+    let info_h: u16 = if area.height >= 20 { 4 } else { 2 };
+    let rest = area.height - 2 - info_h;
+    let chart_h = (rest * 11 / 20).max(5).min(rest);
+    let [title_a, info_a, charts_a, logs_a, keys_a] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(info_h),
+        Constraint::Length(chart_h),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+
+    frame
+        .buffer_mut()
+        .set_line(title_a.x, title_a.y, &title_line(t, color), title_a.width);
+    frame.render_widget(
+        Paragraph::new(info_lines(t, app, info_a.width, info_h)),
+        info_a,
+    );
+    draw_charts(frame, charts_a, app, t);
+    if logs_a.height >= 2 {
+        draw_logs(frame, logs_a, t, color);
+    }
+    let keys = key_hints(
+        &[("Esc", "back"), ("↑↓", "other target"), ("?", "help")],
+        color,
+    );
+    frame
+        .buffer_mut()
+        .set_line(keys_a.x, keys_a.y, &keys, keys_a.width);
+}
+
+/// The title line: name, health word, state and where the target is.
+fn title_line(t: &TargetState, color: bool) -> Line<'static> {
+    let word = t.health_word();
+    let state = t.live().map_or("", |s| s.state.as_str());
+    Line::from(vec![
+        Span::styled(format!(" {} ", t.name), header_style(color)),
+        Span::raw(" "),
+        Span::styled(word.to_string(), health_style(word, color)),
+        Span::raw(format!(" {state}  ")),
+        Span::styled(t.target.to_string(), dim(color)),
+    ])
+}
+
+/// The fps and speed charts side by side, or the fps chart alone when narrow.
+fn draw_charts(frame: &mut Frame<'_>, area: Rect, app: &App, t: &TargetState) {
+    let check = t.status.as_ref().map(|s| &s.check);
+    let min_fps = check.and_then(|c| c.min_fps);
+    let min_speed = check.and_then(|c| c.min_speed);
+    let fps_title = format!(
+        "fps {} · min {}",
+        format::fps(t.fps()),
+        format::fps(min_fps)
+    );
+    let speed_title = format!(
+        "speed {} · min {}",
+        format::speed(t.speed()),
+        format::speed(min_speed)
+    );
+    if area.width >= 60 {
+        let [a, b] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(area);
+        draw_chart(frame, a, app, t, &fps_title, fps_of, min_fps);
+        draw_chart(frame, b, app, t, &speed_title, speed_of, min_speed);
+    } else {
+        draw_chart(frame, area, app, t, &fps_title, fps_of, min_fps);
+    }
+}
+
+/// The newest output lines, the newest at the bottom.
+fn draw_logs(frame: &mut Frame<'_>, area: Rect, t: &TargetState, color: bool) {
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(" newest output ")
+        .border_style(dim(color));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines: Vec<Line<'_>> = if t.logs.is_empty() {
+        vec![Line::styled("(no output lines yet)", dim(color))]
+    } else {
+        let n = inner.height as usize;
+        t.logs[t.logs.len().saturating_sub(n)..]
+            .iter()
+            .map(|(time, line)| {
+                let clock = time.rsplit(' ').next().unwrap_or(time);
+                Line::from(vec![
+                    Span::styled(format!("{clock} "), dim(color)),
+                    Span::raw(line.clone()),
+                ])
+            })
+            .collect()
+    };
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'static>> {
+    let color = app.color;
+    let label = |s: &str| Span::styled(s.to_string(), dim(color));
+    let st = t.status.as_ref();
+    let progress = st.and_then(|s| s.progress.as_ref());
+    let avg_fps = progress.and_then(|p| p.fps);
+    let avg_speed = progress.and_then(|p| p.speed);
+    let rates = Line::from(vec![
+        label("fps "),
+        Span::raw(format!(
+            "{} (avg {})  ",
+            format::fps(t.fps()),
+            format::fps(avg_fps)
+        )),
+        label("speed "),
+        Span::raw(format!(
+            "{} (avg {})  ",
+            format::speed(t.speed()),
+            format::speed(avg_speed)
+        )),
+        label("bitrate "),
+        Span::raw(format::bitrate(progress.and_then(|p| p.bitrate_kbps))),
+    ]);
+    let counts = Line::from(vec![
+        label("frames "),
+        Span::raw(format!(
+            "{}  ",
+            format::count(progress.and_then(|p| p.frame))
+        )),
+        label("drop/dup "),
+        Span::raw(format!(
+            "{}  ",
+            format::drop_dup(
+                progress.and_then(|p| p.drop_frames),
+                progress.and_then(|p| p.dup_frames)
+            )
+        )),
+        label("uptime "),
+        Span::raw(format!(
+            "{}  ",
+            st.map_or("-".into(), |s| format::duration(s.uptime_s))
+        )),
+        label("pid "),
+        Span::raw(format!(
+            "{}  ",
+            st.map_or("-".into(), |s| s.pid.to_string())
+        )),
+        label("ffmpeg "),
+        Span::raw(
+            st.and_then(|s| s.ffmpeg_pid)
+                .map_or("-".into(), |p| p.to_string()),
+        ),
+    ]);
+    let why = match (&t.conn, st) {
+        (Conn::Down { error, .. }, _) => Line::from(vec![
+            Span::styled("down", health_style("down", color)),
+            Span::raw(format!(
+                ", {}: {error}",
+                format::seen(t.last_seen_ms, app.now_ms)
+            )),
+        ]),
+        (_, Some(s)) => {
+            let mut spans = vec![
+                label("reason "),
+                Span::raw(s.reason.clone().unwrap_or("-".into())),
+            ];
+            if let Some(e) = &s.exit {
+                spans.push(Span::raw(format!(
+                    "  exit {} (ffmpeg {})",
+                    e.code, e.ffmpeg_status
+                )));
+            }
+            Line::from(spans)
+        }
+        _ => Line::from(label("connecting…")),
+    };
+    // A command too long for the line ends with `…`, so a cut one never passes for whole.
+    let cmd = st.map_or(String::from("-"), |s| s.cmd.join(" "));
+    let cmd = Line::from(vec![
+        label("cmd "),
+        Span::raw(format::fit(&cmd, usize::from(width.saturating_sub(4)))),
+    ]);
+    if height >= 4 {
+        vec![rates, counts, why, cmd]
+    } else {
+        vec![rates, why]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_chart(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    t: &TargetState,
+    title: &str,
+    f: fn(&Point) -> Option<f64>,
+    minimum: Option<f64>,
+) {
+    let color = app.color;
+    // Show at least a minute, at most the history kept; a young encode fills from the right.
+    let now = t.history.now(app.now_ms);
+    let span_ms = t.history.points().next().map_or(0, |p| now - p.t);
+    let window_ms = span_ms.clamp(60_000, crate::app::HISTORY_SECONDS as i64 * 1000);
+    let max_gap_ms = (app.interval.as_millis() as i64 * 3).max(5_000);
+    let segments = t.history.segments(app.now_ms, window_ms, max_gap_ms, f);
+    let window_s = window_ms as f64 / 1000.0;
+    let top = segments
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .chain(minimum)
+        .fold(0.0_f64, f64::max);
+    let y_max = if top > 0.0 { top * 1.25 } else { 1.0 };
+    let min_line = minimum.map(|m| [(-window_s, m), (0.0, m)]);
+
+    let data_style = accent(color);
+    let mut datasets: Vec<Dataset<'_>> = segments
+        .iter()
+        .map(|s| {
+            Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(data_style)
+                .data(s)
+        })
+        .collect();
+    if let Some(line) = &min_line {
+        // Without colour, a different marker tells the minimum from the data.
+        let (marker, style) = if color {
+            (Marker::Braille, Style::new().fg(Color::Red))
+        } else {
+            (Marker::Dot, Style::new())
+        };
+        datasets.push(
+            Dataset::default()
+                .marker(marker)
+                .graph_type(GraphType::Line)
+                .style(style)
+                .data(line),
+        );
+    }
+    let y_fmt = |v: f64| {
+        if y_max >= 10.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    let chart = Chart::new(datasets)
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(dim(color))
+                .title(Span::styled(format!(" {title} "), Style::new())),
+        )
+        .x_axis(
+            Axis::default()
+                .bounds([-window_s, 0.0])
+                .labels([
+                    Span::raw(format!("-{}", format::duration(window_s))),
+                    Span::raw("now"),
+                ])
+                .style(dim(color)),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, y_max])
+                .labels([Span::raw("0"), Span::raw(y_fmt(y_max))])
+                .style(dim(color)),
+        );
+    frame.render_widget(chart, area);
+}
