@@ -2,16 +2,20 @@
 //! serves an HTTP API. The contract is `SPEC.md`; this crate is organised by job.
 //!
 //! # Layout
-//! - [`config`]: the environment variables, checked before anything starts.
+//! - [`config`]: one table of the environment variables (struct, parsing, defaults, `--help`,
+//!   `status/` values), checked before anything starts.
 //! - [`workdir`]: the work directory, its lock and the `status/` files.
-//! - [`supervisor`]: spawns ffmpeg, stops it gracefully, reaps children, decides the exit.
+//! - [`supervisor`]: `setup` (lock, logs, API, FIFO, spawn), `phase` (the loop over ffmpeg's
+//!   life: `Running`, then `Stopping { cause, asked_at, killed }`), `child` (spawn, reap),
+//!   `status` (status.json on change), and the exit.
 //! - [`output`]: splits ffmpeg's stdout/stderr into lines and `-progress` into blocks.
-//! - [`ring`]: the compact in-memory ring buffers.
-//! - [`state`]: what all tasks share (rings, manager, life cycle).
-//! - [`logfile`]: log files written off-thread, with rotation.
+//! - [`ring`]: the in-memory rings, lines stored inline in reused 64 KiB blocks.
+//! - [`state`]: [`state::Daemon`], what all tasks share, behind methods.
+//! - [`logfile`]: log sinks that never block the pusher: `sink` (push side), `writer` (the
+//!   writer thread), `file` (`RotatingFile`), `stream` (stderr).
 //! - [`logging`]: wrapperd's own log (stderr and `wrapperd.log`).
-//! - [`rates`], [`manager`]: current rates and the rules that stop a failing encode.
-//! - [`api`]: the HTTP API over the Unix socket and TCP.
+//! - [`rates`], [`manager`]: current rates and the rules that stop a failing encode (pure).
+//! - [`api`]: the HTTP API: `listener`, `io`, `routes`, `format`, `metrics`.
 //! - [`signals`]: what each signal to wrapperd means.
 //!
 //! Only what the binary (`main.rs`) and the integration tests use is public; the rest is private
