@@ -6,6 +6,7 @@
 
 mod api;
 mod fftop;
+mod grace;
 mod logs;
 mod manager;
 mod reliability;

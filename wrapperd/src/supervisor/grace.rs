@@ -50,7 +50,10 @@ impl<C: Child, E: Events> Supervisor<C, E> {
                 InputEnd::Tried
             }
             Ok(n) => {
-                tracing::info!("{after}: ended its input (read side of {})", sockets(n));
+                tracing::info!(
+                    "{after}: ended its input (read side of {} shut)",
+                    sockets(n)
+                );
                 InputEnd::Ended {
                     at: Instant::now(),
                     sockets: n,
