@@ -26,7 +26,7 @@ use nix::unistd::Pid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum EndInputsError {
     /// `pidfd_open` failed (`ENOSYS`: kernel before 5.3 or a sandbox; `ESRCH`: ffmpeg is gone).
-    #[error("pidfd_open({pid}) failed: {errno} ({desc}); {hint}", desc = errno.desc(), hint = hint(*errno))]
+    #[error("pidfd_open({pid}) failed: {errno}; {hint}", hint = hint(*errno))]
     Open {
         /// ffmpeg's pid.
         pid: i32,
@@ -42,7 +42,7 @@ pub(crate) enum EndInputsError {
         error: String,
     },
     /// `pidfd_getfd` was refused for every socket.
-    #[error("pidfd_getfd on ffmpeg's socket (fd {fd}) was refused: {errno} ({desc}); {hint}", desc = errno.desc(), hint = hint(*errno))]
+    #[error("pidfd_getfd on ffmpeg's socket (fd {fd}) was refused: {errno}; {hint}", hint = hint(*errno))]
     Take {
         /// ffmpeg's descriptor that could not be taken.
         fd: RawFd,
