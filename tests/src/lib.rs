@@ -175,6 +175,7 @@ pub const CONFIG_VARS: &[&str] = &[
     "ENCODING_MAX_STDOUT_STUCK_TIME",
     "ENCODING_RATE_WINDOW",
     "STOP_TIMEOUT",
+    "STOP_INPUT_GRACE",
     "HTTP_HOST",
     "HTTP_PORT",
     "API_TOKEN",
