@@ -36,11 +36,22 @@ struct Source {
     done: Arc<AtomicBool>,
     /// The server thread.
     thread: Option<JoinHandle<()>>,
+    /// It serves the frames as the body of an HTTP response (whose length is never reached).
+    http: bool,
 }
 
 impl Source {
     /// Sends `FRAMES` frames at 25 fps, then hangs (`hang`) or keeps sending.
     fn start(hang: bool) -> Source {
+        Source::serve(hang, false)
+    }
+
+    /// Over HTTP: the response's body stops mid-way (hangs) after `FRAMES` frames.
+    fn http_hung() -> Source {
+        Source::serve(true, true)
+    }
+
+    fn serve(hang: bool, http: bool) -> Source {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (sent, done) = (
@@ -58,6 +69,9 @@ impl Source {
                 }
             };
             conn.set_nonblocking(false).unwrap();
+            if http && !answer_http(&mut conn) {
+                return;
+            }
             let t0 = Instant::now();
             let mut n = 0u32;
             while !d.load(Ordering::Relaxed) && (!hang || (n as usize) < FRAMES) {
@@ -84,11 +98,13 @@ impl Source {
             sent,
             done,
             thread: Some(thread),
+            http,
         }
     }
 
     fn url(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
+        let scheme = if self.http { "http" } else { "tcp" };
+        format!("{scheme}://127.0.0.1:{}/live", self.port)
     }
 }
 
@@ -99,6 +115,28 @@ impl Drop for Source {
             let _ = t.join();
         }
     }
+}
+
+/// Reads the request's head and answers with the head of a long body; false on error.
+fn answer_http(conn: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return false,
+        }
+    }
+    let len = FRAME * FRAMES * 100;
+    conn.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+             Content-Length: {len}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .is_ok()
 }
 
 /// The newer ffmpeg of `FFW_FFMPEG_NEW`, or `None` with the reason printed.
@@ -222,8 +260,12 @@ fn ffmpeg_exited_by_itself(wd: &Wd) -> i64 {
 
 /// The hung TCP case with the manager's stall stop, for `ffmpeg`.
 fn hung_tcp_stalled(ffmpeg: &str) {
+    hung_stalled(ffmpeg, Source::start(true));
+}
+
+/// A hung `source` stopped by the manager as stalled, for `ffmpeg`.
+fn hung_stalled(ffmpeg: &str, source: Source) {
     let wd = Wd::new();
-    let source = Source::start(true);
     let mut d = wrapperd(&wd, ffmpeg, &source, true, &[]).spawn();
     let pid = d.ffmpeg_pid();
     wait_all_frames(&source, &wd);
@@ -259,6 +301,11 @@ fn hung_tcp_stalled(ffmpeg: &str) {
 #[test]
 fn hung_tcp_input_is_ended_after_the_grace_and_the_mp4_is_complete() {
     hung_tcp_stalled("ffmpeg");
+}
+
+#[test]
+fn http_input_whose_body_stops_mid_way_is_ended_too() {
+    hung_stalled("ffmpeg", Source::http_hung());
 }
 
 #[test]
