@@ -1,144 +1,21 @@
 //! Stopping an encode whose input hangs (SPEC §9, issue 11), with real ffmpeg.
 //!
-//! A test TCP server (a [`Source`]) sends raw video frames paced at 25 fps to wrapperd's ffmpeg,
+//! A test server (a [`Source`], in `tests::hung_source`) sends raw video frames paced at 25 fps to wrapperd's ffmpeg,
 //! then stops sending and keeps the connection open, as a hung camera does. wrapperd must end
 //! ffmpeg's input `STOP_INPUT_GRACE` after asking it to stop, so ffmpeg exits by itself and the
 //! mp4 is complete. The system ffmpeg (5.1) runs every case; the newer static ffmpeg named by
 //! `FFW_FFMPEG_NEW` runs the hung TCP case too (skipped, with a printed reason, when unset).
 
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use shared::api::State;
+use tests::hung_source::{Source, FRAMES, INPUT_ARGS};
 use tests::*;
 
 const T: Duration = Duration::from_secs(60);
-/// 160x120 gray frames.
-const FRAME: usize = 160 * 120;
-/// The source sends this many frames (2 s of video) before it hangs.
-const FRAMES: usize = 50;
-
-/// A raw-video server on 127.0.0.1: ffmpeg connects, gets frames, then (if `hang`) nothing more
-/// while the connection stays open until the `Source` is dropped.
-struct Source {
-    /// Its port.
-    port: u16,
-    /// Frames written so far.
-    sent: Arc<AtomicUsize>,
-    /// Set on drop: the server closes the connection and ends.
-    done: Arc<AtomicBool>,
-    /// The server thread.
-    thread: Option<JoinHandle<()>>,
-    /// It serves the frames as the body of an HTTP response (whose length is never reached).
-    http: bool,
-}
-
-impl Source {
-    /// Sends `FRAMES` frames at 25 fps, then hangs (`hang`) or keeps sending.
-    fn start(hang: bool) -> Source {
-        Source::serve(hang, false)
-    }
-
-    /// Over HTTP: the response's body stops mid-way (hangs) after `FRAMES` frames.
-    fn http_hung() -> Source {
-        Source::serve(true, true)
-    }
-
-    fn serve(hang: bool, http: bool) -> Source {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (sent, done) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (s, d) = (sent.clone(), done.clone());
-        let thread = std::thread::spawn(move || {
-            listener.set_nonblocking(true).unwrap();
-            let mut conn = loop {
-                match listener.accept() {
-                    Ok((c, _)) => break c,
-                    Err(_) if d.load(Ordering::Relaxed) => return,
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            };
-            conn.set_nonblocking(false).unwrap();
-            if http && !answer_http(&mut conn) {
-                return;
-            }
-            let t0 = Instant::now();
-            let mut n = 0u32;
-            while !d.load(Ordering::Relaxed) && (!hang || (n as usize) < FRAMES) {
-                let frame = vec![(n * 5 % 256) as u8; FRAME];
-                if conn.write_all(&frame).is_err() {
-                    return;
-                }
-                n += 1;
-                s.store(n as usize, Ordering::Relaxed);
-                // The pace of a live source (the data's timing, not a synchronisation).
-                if let Some(wait) =
-                    (t0 + Duration::from_millis(40) * n).checked_duration_since(Instant::now())
-                {
-                    std::thread::sleep(wait);
-                }
-            }
-            // Hung: the connection stays open, nothing more is sent.
-            while !d.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Source {
-            port,
-            sent,
-            done,
-            thread: Some(thread),
-            http,
-        }
-    }
-
-    fn url(&self) -> String {
-        let scheme = if self.http { "http" } else { "tcp" };
-        format!("{scheme}://127.0.0.1:{}/live", self.port)
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Reads the request's head and answers with the head of a long body; false on error.
-fn answer_http(conn: &mut std::net::TcpStream) -> bool {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut b) {
-            Ok(1) => head.push(b[0]),
-            _ => return false,
-        }
-    }
-    let len = FRAME * FRAMES * 100;
-    conn.write_all(
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
-             Content-Length: {len}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .is_ok()
-}
-
 /// The newer ffmpeg of `FFW_FFMPEG_NEW`, or `None` with the reason printed.
 fn newer_ffmpeg() -> Option<PathBuf> {
     match std::env::var_os("FFW_FFMPEG_NEW") {
@@ -179,15 +56,9 @@ fn wrapperd(
         .env("FFMPEG_BIN", ffmpeg)
         .envs(base)
         .envs(vars)
-        .args(["-hide_banner", "-f", "rawvideo", "-pix_fmt", "gray"])
-        .args([
-            "-video_size",
-            "160x120",
-            "-framerate",
-            "25",
-            "-i",
-            &source.url(),
-        ])
+        .args(["-hide_banner"])
+        .args(INPUT_ARGS)
+        .args(["-i", &source.url()])
         .args(["-c:v", "mpeg4", "-q:v", "5", "-y"])
         .args([wd.file("out.mp4")])
 }
@@ -197,7 +68,7 @@ fn wrapperd(
 fn wait_all_frames(source: &Source, wd: &Wd) {
     assert!(
         wait_until(Duration::from_secs(20), || {
-            source.sent.load(Ordering::Relaxed) >= FRAMES
+            source.frames_sent() >= FRAMES
                 && wd.status_json().is_some_and(|s| {
                     s["progress"]["frame"]
                         .as_u64()
@@ -294,7 +165,7 @@ fn hung_stalled(ffmpeg: &str, source: Source) {
     let dur = assert_complete(&wd);
     eprintln!(
         "{ffmpeg}: mp4 duration {dur:.3} s of {} sent frames",
-        source.sent.load(Ordering::Relaxed)
+        source.frames_sent()
     );
 }
 
