@@ -28,8 +28,14 @@ impl<C: Child, E: Events> Supervisor<C, E> {
 
     /// "ffmpeg had not finished 1.0 s after SIGINT".
     fn not_finished(&self) -> String {
-        let grace = self.shared.config.stop_input_grace.as_secs_f64();
-        format!("ffmpeg had not finished {grace:.1} s after SIGINT")
+        let g = self.shared.config.stop_input_grace.as_secs_f64();
+        // "1.0 s" as SPEC §9 writes it; "0.25 s" not rounded away.
+        let grace = if (g * 10.0).fract() == 0.0 {
+            format!("{g:.1}")
+        } else {
+            g.to_string()
+        };
+        format!("ffmpeg had not finished {grace} s after SIGINT")
     }
 
     /// The grace has passed: shut the read side of ffmpeg's sockets, once.

@@ -7,7 +7,8 @@
 //! ([`Child::ask_to_finish`]), then `SIGKILL` after `STOP_TIMEOUT` or on a second stop signal
 //! *to wrapperd*: a first signal that arrives while the manager's stop is under way (`docker
 //! stop` then) lets ffmpeg finish its trailer. Once stopping, the manager stands down, so it
-//! logs no decision that nothing would act on.
+//! logs no decision that nothing would act on. `STOP_INPUT_GRACE` into a stop, ffmpeg's network
+//! inputs are ended once ([`Child::end_inputs`], the step in `grace.rs`, SPEC §9).
 //!
 //! The process side ([`Child`]) and the signal side ([`Events`]) are traits, so the tests below
 //! drive the loop with a scripted child under a paused clock.
