@@ -5,9 +5,11 @@
 //! with a deadline ([`wait_until`]), never a bare sleep.
 //!
 //! - [`http`]: raw HTTP/1.1 requests, below the API client (also used by `ffw-bench`).
+//! - [`hung_source`]: a raw-video source that hangs with its connection open (SPEC §9).
 //! - [`procfs`]: what `/proc` says about a process (alive, children, RSS, descriptors, CPU).
 
 pub mod http;
+pub mod hung_source;
 pub mod procfs;
 
 pub use procfs::{children_of, fd_count, proc_status, process_gone, rss_kb};

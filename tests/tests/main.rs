@@ -12,6 +12,7 @@
 
 mod api;
 mod fftop;
+mod grace;
 mod logs;
 mod manager;
 mod reliability;

@@ -151,10 +151,11 @@ fn real_ffmpeg_whose_input_stops_sending_is_stopped_as_stalled_and_its_mp4_is_va
         std::thread::sleep(Duration::from_millis(40));
     }
     // ffmpeg got its one SIGINT, but a read blocked on a hung input is only interrupted by a
-    // second signal (5.1 and 7 alike), which would cost the mp4 its index. The source closing
-    // (EOF) lets it finish: as when the hung source finally drops the connection.
-    drop(feeder);
+    // second signal (5.1 and 7 alike), which would cost the mp4 its index. The source stays
+    // hung, connection open, as a camera's does: wrapperd ends ffmpeg's input after
+    // STOP_INPUT_GRACE (SPEC §9), so it finishes its mp4 well within STOP_TIMEOUT.
     let st = w.until_exit(&mut d, T);
+    drop(feeder);
     assert_stopped(&wd, st, &w.seen, "stalled");
     let stop = w.seen.stopping.unwrap();
     let (after_hang, after_advance) = (
@@ -168,6 +169,7 @@ fn real_ffmpeg_whose_input_stops_sending_is_stopped_as_stalled_and_its_mp4_is_va
         status["exit"]["ffmpeg_status"].is_i64(),
         "ffmpeg finished, not killed: {status}"
     );
+    assert!(wd.log("wrapperd.log").contains("ended its input"));
     let dur = probe_duration(&out).expect("readable mp4");
     assert!(dur > 2.0, "duration {dur}");
     assert!(decodes_cleanly(&out), "the mp4 decodes");

@@ -184,6 +184,9 @@ vars! {
     stop_timeout: Duration = "STOP_TIMEOUT" ["10"] seconds(),
         "seconds a graceful stop may take before ffmpeg is killed",
         ok "1.5" => "1.5", bad ["-", "1s"];
+    stop_input_grace: Duration = "STOP_INPUT_GRACE" ["1"] seconds(),
+        "seconds into a stop before ffmpeg's network inputs are ended; 0: never (SPEC 9)",
+        ok "0" => "0", bad ["-1", "1s", "NaN"];
     http_host: IpAddr = "HTTP_HOST" ["127.0.0.1"] host(),
         "TCP address of the API (only with HTTP_PORT)",
         ok "[::1]" => "::1", bad ["not a host", "nowhere host", "localhost "];
@@ -269,6 +272,7 @@ mod tests {
         assert_eq!(c.encoding_max_stdout_stuck_time, Duration::from_secs(15));
         assert_eq!(c.encoding_rate_window, Duration::from_secs(10));
         assert_eq!(c.stop_timeout, Duration::from_secs(10));
+        assert_eq!(c.stop_input_grace, Duration::from_secs(1));
         assert_eq!(c.http_port, None);
         assert_eq!(c.http_host.to_string(), "127.0.0.1");
         assert_eq!(c.api_token, None);
@@ -385,7 +389,7 @@ mod tests {
         let eff: Vec<_> = c.effective_values().into_iter().map(|(k, _)| k).collect();
         let doc: Vec<_> = VARS.iter().map(|v| v.name).collect();
         assert_eq!(eff, doc);
-        assert_eq!(doc.len(), 25);
+        assert_eq!(doc.len(), 26);
         let usage = Config::usage();
         for v in VARS {
             let line = format!("  {:<31} [{}] {}\n", v.name, v.default, v.meaning);

@@ -41,6 +41,10 @@ impl Child for Ffmpeg {
         let _ = kill(self.pid, Signal::SIGKILL);
     }
 
+    fn end_inputs(&mut self) -> Result<usize, super::input::EndInputsError> {
+        super::input::end_inputs(self.pid)
+    }
+
     fn reap(&mut self) -> Option<FfmpegStatus> {
         reap(self.pid).map(|st| match st {
             WaitStatus::Exited(_, c) => FfmpegStatus::Code(c),

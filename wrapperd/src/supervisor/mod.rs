@@ -11,9 +11,12 @@
 //!
 //! Reading ffmpeg's output happens in other tasks ([`crate::output`]), which never wait on the
 //! loop. [`child`] spawns, signals and reaps ffmpeg (as tini does, every child that ends is
-//! reaped); [`status`] keeps the `status/` files current.
+//! reaped); [`status`] keeps the `status/` files current. [`grace`] and [`input`] end ffmpeg's
+//! network inputs when it does not stop (SPEC §9).
 
 mod child;
+mod grace;
+mod input;
 mod phase;
 mod setup;
 mod status;

@@ -7,7 +7,8 @@
 //! ([`Child::ask_to_finish`]), then `SIGKILL` after `STOP_TIMEOUT` or on a second stop signal
 //! *to wrapperd*: a first signal that arrives while the manager's stop is under way (`docker
 //! stop` then) lets ffmpeg finish its trailer. Once stopping, the manager stands down, so it
-//! logs no decision that nothing would act on.
+//! logs no decision that nothing would act on. `STOP_INPUT_GRACE` into a stop, ffmpeg's network
+//! inputs are ended once ([`Child::end_inputs`], the step in `grace.rs`, SPEC §9).
 //!
 //! The process side ([`Child`]) and the signal side ([`Events`]) are traits, so the tests below
 //! drive the loop with a scripted child under a paused clock.
@@ -34,6 +35,8 @@ pub(crate) trait Child {
     fn ask_to_finish(&mut self);
     /// `SIGKILL`.
     fn kill(&mut self);
+    /// Shuts the read side of its sockets (SPEC §9, [`super::input`]); how many were shut.
+    fn end_inputs(&mut self) -> Result<usize, super::input::EndInputsError>;
     /// Reaps every ended child; ffmpeg's status once it has ended.
     fn reap(&mut self) -> Option<FfmpegStatus>;
 }
@@ -102,7 +105,25 @@ pub(crate) enum Phase {
         killed: bool,
         /// A stop signal to wrapperd has come (the cause, or one since): the next one kills.
         signalled: bool,
+        /// What was done to ffmpeg's inputs after `STOP_INPUT_GRACE` (SPEC §9).
+        inputs: InputEnd,
     },
+}
+
+/// Ending ffmpeg's inputs during a stop (SPEC §9): not yet, done, or tried without effect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum InputEnd {
+    /// `STOP_INPUT_GRACE` has not passed (or is 0).
+    Waiting,
+    /// The read side of `sockets` sockets was shut at `at`.
+    Ended {
+        /// When.
+        at: Instant,
+        /// How many.
+        sockets: usize,
+    },
+    /// Tried: refused, or ffmpeg held no sockets; not tried again.
+    Tried,
 }
 
 /// How ffmpeg's life ended, for SPEC §7's table ([`judge`]).
@@ -114,6 +135,8 @@ pub(crate) struct Outcome {
     pub(crate) cause: Option<StopCause>,
     /// It had to be killed.
     pub(crate) killed: bool,
+    /// What ending its inputs did (SPEC §9), for the exit reason; `None` when not done.
+    pub(crate) inputs_note: Option<String>,
 }
 
 /// What wakes the loop.
@@ -122,6 +145,7 @@ enum Wake {
     Progress,
     ManagerDeadline,
     StopTimeout,
+    InputGrace,
 }
 
 /// The loop's state: the child, where signals come from, and the phase.
@@ -156,6 +180,7 @@ impl<C: Child, E: Events> Supervisor<C, E> {
                     "ffmpeg did not stop within STOP_TIMEOUT ({} s): killing it",
                     self.stop_timeout.as_secs_f64()
                 )),
+                Wake::InputGrace => self.end_inputs(),
             }
             if self.phase == Phase::Running {
                 if let Some(stop) = self.manager_decision() {
@@ -180,11 +205,13 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             } => Some(asked_at + self.stop_timeout),
             _ => None,
         };
+        let grace_at = self.input_grace_at();
         tokio::select! {
             ev = self.events.next() => Wake::Signal(ev),
             () = self.wake.notified() => Wake::Progress,
             () = sleep_until(deadline), if deadline.is_some() => Wake::ManagerDeadline,
             () = sleep_until(kill_at), if kill_at.is_some() => Wake::StopTimeout,
+            () = sleep_until(grace_at), if grace_at.is_some() => Wake::InputGrace,
         }
     }
 
@@ -247,6 +274,7 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             cause,
             asked_at: Instant::now(),
             killed: false,
+            inputs: InputEnd::Waiting,
         };
     }
 
@@ -264,11 +292,18 @@ impl<C: Child, E: Events> Supervisor<C, E> {
                 status,
                 cause: None,
                 killed: false,
+                inputs_note: None,
             },
-            Phase::Stopping { cause, killed, .. } => Outcome {
+            Phase::Stopping {
+                cause,
+                killed,
+                inputs,
+                ..
+            } => Outcome {
                 status,
                 cause: Some(cause.clone()),
                 killed: *killed,
+                inputs_note: self.inputs_note(*inputs, *killed),
             },
         }
     }
@@ -292,7 +327,10 @@ pub(crate) fn judge(config: &Config, outcome: &Outcome) -> (i32, String) {
         };
         return (code, format!("ffmpeg ended by itself with status {st}"));
     };
-    let text = cause.describe();
+    let text = match &outcome.inputs_note {
+        Some(note) => format!("{}; {note}", cause.describe()),
+        None => cause.describe(),
+    };
     match (cause, st) {
         (StopCause::Manager(_), _) => (1, format!("{text}; ffmpeg exited with status {st}")),
         _ if outcome.killed => (1, format!("{text}; ffmpeg had to be killed (status {st})")),

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::manager::StopReason;
+use crate::supervisor::input::EndInputsError;
 use shared::api::State;
 
 /// What the loop did to the scripted child.
@@ -16,6 +17,8 @@ struct Acts {
     asked: u32,
     /// `kill` calls.
     killed: u32,
+    /// `end_inputs` calls.
+    ended_inputs: u32,
 }
 
 /// A child that ends `finish` after being asked to (never, if `None`), or at once when killed.
@@ -28,19 +31,38 @@ struct Scripted {
     ended: Arc<Mutex<Option<FfmpegStatus>>>,
     /// Sends `SIGCHLD` to the loop.
     events: mpsc::UnboundedSender<Event>,
+    /// What `end_inputs` answers (`Ok(0)` unless a test says otherwise).
+    inputs: Result<usize, EndInputsError>,
+    /// Ending its inputs (with at least one socket shut) makes it finish 5 ms later.
+    ends_with_inputs: bool,
+}
+
+impl Scripted {
+    /// Ends with status 255 after `d`, as ffmpeg finishing its outputs does.
+    fn finish_after(&self, d: Duration) {
+        let (ended, tx) = (self.ended.clone(), self.events.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            ended.lock().unwrap().get_or_insert(FfmpegStatus::Code(255));
+            let _ = tx.send(Event::Child);
+        });
+    }
 }
 
 impl Child for Scripted {
     fn ask_to_finish(&mut self) {
         self.acts.lock().unwrap().asked += 1;
         if let Some(d) = self.finish {
-            let (ended, tx) = (self.ended.clone(), self.events.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(d).await;
-                ended.lock().unwrap().get_or_insert(FfmpegStatus::Code(255));
-                let _ = tx.send(Event::Child);
-            });
+            self.finish_after(d);
         }
+    }
+
+    fn end_inputs(&mut self) -> Result<usize, EndInputsError> {
+        self.acts.lock().unwrap().ended_inputs += 1;
+        if self.ends_with_inputs && self.inputs.as_ref().is_ok_and(|n| *n > 0) {
+            self.finish_after(Duration::from_millis(5));
+        }
+        self.inputs.clone()
     }
 
     fn kill(&mut self) {
@@ -91,6 +113,8 @@ fn rig(
         finish: finish.map(Duration::from_secs_f64),
         ended: Arc::new(Mutex::new(None)),
         events: tx.clone(),
+        inputs: Ok(0),
+        ends_with_inputs: true,
     };
     let sup = Supervisor {
         child,
@@ -114,7 +138,11 @@ const STALLS: &[(&str, &str)] = &[
 ];
 
 fn acts(asked: u32, killed: u32) -> Acts {
-    Acts { asked, killed }
+    Acts {
+        asked,
+        killed,
+        ended_inputs: 0,
+    }
 }
 
 #[tokio::test]
@@ -229,6 +257,7 @@ fn exit_table() {
         status,
         cause,
         killed,
+        inputs_note: None,
     };
     assert_eq!(judge(&cfg, &o(None, false, FfmpegStatus::Code(0))).0, 1);
     assert_eq!(judge(&pass, &o(None, false, FfmpegStatus::Code(3))).0, 3);
@@ -251,4 +280,109 @@ fn exit_table() {
         message: "x".into(),
     }));
     assert_eq!(judge(&pass, &o(mgr, false, FfmpegStatus::Code(255))).0, 1);
+}
+
+// SPEC §9: STOP_INPUT_GRACE after asking, ffmpeg's inputs are ended, once.
+
+/// No checks, `STOP_INPUT_GRACE=grace`.
+fn grace(grace: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![("ENCODING_DISABLE_CHECK", "1"), ("STOP_INPUT_GRACE", grace)]
+}
+
+fn ended(asked: u32, killed: u32, ended_inputs: u32) -> Acts {
+    Acts {
+        asked,
+        killed,
+        ended_inputs,
+    }
+}
+
+#[tokio::test]
+async fn after_the_grace_the_inputs_are_ended_once_and_ffmpeg_finishes() {
+    let (mut sup, done, tx) = rig(&grace("0.2"), 5.0, None);
+    sup.child.inputs = Ok(2);
+    let t0 = Instant::now();
+    tx.send(Event::Stop(Signal::SIGTERM)).unwrap();
+    let out = sup.supervise().await;
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(*done.lock().unwrap(), ended(1, 0, 1));
+    assert_eq!((out.status, out.killed), (FfmpegStatus::Code(255), false));
+    let (code, reason) = judge(&sup.shared.config, &out);
+    assert_eq!(code, 0, "{reason}");
+    assert!(
+        reason.contains(
+            "ffmpeg had not finished 0.2 s after SIGINT: ended its input \
+             (read side of 2 sockets shut); ffmpeg exited 0.0"
+        ) && reason.ends_with("finished cleanly with status 255"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_grace_of_0_never_ends_the_inputs_and_the_stop_timeout_kills() {
+    let (mut sup, done, tx) = rig(&grace("0"), 0.3, None);
+    sup.child.inputs = Ok(2);
+    tx.send(Event::Stop(Signal::SIGTERM)).unwrap();
+    let out = sup.supervise().await;
+    assert_eq!(*done.lock().unwrap(), ended(1, 1, 0));
+    assert!(out.killed && out.inputs_note.is_none());
+}
+
+#[tokio::test]
+async fn a_child_that_finishes_within_the_grace_is_not_touched() {
+    let (mut sup, done, tx) = rig(&grace("0.3"), 5.0, Some(0.1));
+    sup.child.inputs = Ok(2);
+    tx.send(Event::Stop(Signal::SIGTERM)).unwrap();
+    let out = sup.supervise().await;
+    assert_eq!(*done.lock().unwrap(), ended(1, 0, 0));
+    assert!(!judge(&sup.shared.config, &out).1.contains("input"));
+}
+
+#[tokio::test]
+async fn a_refusal_is_tried_once_then_the_stop_timeout_kills() {
+    let (mut sup, done, tx) = rig(&grace("0.1"), 0.4, None);
+    sup.child.inputs = Err(EndInputsError::Take {
+        fd: 3,
+        errno: nix::errno::Errno::EPERM,
+    });
+    let t0 = Instant::now();
+    tx.send(Event::Stop(Signal::SIGTERM)).unwrap();
+    let out = sup.supervise().await;
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+    assert_eq!(*done.lock().unwrap(), ended(1, 1, 1));
+    let (code, reason) = judge(&sup.shared.config, &out);
+    assert_eq!(code, 1);
+    assert!(reason.contains("had to be killed") && !reason.contains("input"));
+}
+
+#[tokio::test]
+async fn inputs_ended_without_effect_still_end_in_the_stop_timeout_kill() {
+    let (mut sup, done, tx) = rig(&grace("0.1"), 0.4, None);
+    sup.child.inputs = Ok(1);
+    sup.child.ends_with_inputs = false;
+    tx.send(Event::Stop(Signal::SIGINT)).unwrap();
+    let out = sup.supervise().await;
+    assert_eq!(*done.lock().unwrap(), ended(1, 1, 1));
+    let (code, reason) = judge(&sup.shared.config, &out);
+    assert_eq!(code, 1);
+    assert!(
+        reason.contains("(read side of 1 socket shut); it had still not exited 0.")
+            && reason.ends_with("had to be killed (status signal 9)"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn the_managers_stop_ends_the_inputs_too() {
+    let mut v = grace("0.1");
+    v.retain(|(k, _)| *k != "ENCODING_DISABLE_CHECK");
+    v.extend_from_slice(STALLS);
+    let (mut sup, done, _tx) = rig(&v, 5.0, None);
+    sup.child.inputs = Ok(1);
+    let out = sup.supervise().await;
+    assert_eq!(*done.lock().unwrap(), ended(1, 0, 1));
+    assert!(matches!(out.cause, Some(StopCause::Manager(_))));
+    assert!(out.inputs_note.is_some_and(|n| n.contains("exited")));
 }

@@ -25,6 +25,7 @@ mod child;
 mod client;
 mod encode;
 mod fftop;
+mod grace;
 mod many;
 mod procs;
 mod python;
@@ -41,6 +42,7 @@ use std::time::Instant;
 use crate::child::child_main;
 use crate::encode::{m1_overhead, m2_realtime};
 use crate::fftop::m9_fftop;
+use crate::grace::m11_grace;
 use crate::many::m8_many;
 use crate::procs::Bins;
 use crate::python::m10_python;
@@ -212,6 +214,7 @@ fn main() {
         (1, "CPU-bound encode"),
         (2, "realtime encode"),
         (10, "vs the Python tool"),
+        (11, "hung input -> exit"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -232,6 +235,7 @@ fn main() {
             8 => m8_many(&c, &mut rep),
             9 => m9_fftop(&c, &mut rep),
             10 => m10_python(&c, &mut rep, &args.python_peer),
+            11 => m11_grace(&c, &mut rep),
             _ => {}
         }
     }
