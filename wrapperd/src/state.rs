@@ -132,12 +132,7 @@ impl Daemon {
         lines: impl IntoIterator<Item = &'a str>,
     ) {
         let mut g = self.lock();
-        let mut any = false;
-        for line in lines {
-            g.lines.push(unix_ms, line);
-            any = true;
-        }
-        if any {
+        if g.lines.push_all(unix_ms, lines) > 0 {
             g.manager.on_line(now);
         }
     }

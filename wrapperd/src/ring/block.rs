@@ -77,6 +77,11 @@ impl Block {
     pub(super) fn append(&mut self, unix_ms: i64, line: &str) {
         let (need, dt) = self.entry(unix_ms, line.len());
         debug_assert!(self.bytes.len() + need <= self.bytes.capacity());
+        self.append_entry(unix_ms, dt, line);
+    }
+
+    /// Appends a line whose time field `dt` [`Block::entry`] gave; the caller made sure it fits.
+    pub(super) fn append_entry(&mut self, unix_ms: i64, dt: u64, line: &str) {
         if self.lines == 0 {
             self.base_ms = unix_ms;
         }
