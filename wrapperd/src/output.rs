@@ -5,8 +5,9 @@
 //! lossily; a line longer than 64 KiB is cut there and the rest of it, up to its end, dropped.
 //!
 //! The readers do only memory work: each chunk read from a pipe is split first, its finished
-//! lines stamped with one arrival time, pushed into the ring under one short lock of the state and
-//! then, outside that lock, queued for the log file, whose writer runs on its own thread. Nothing
+//! lines checked for UTF-8 once and stamped with one arrival time, pushed into the ring under one
+//! short lock of the state and then, outside that lock, queued for the log file under one lock of
+//! its queue, whose writer runs on its own thread. Nothing
 //! on this path waits on the disk or on API clients, and no API client waits on the log file's
 //! queue, so ffmpeg is never held back by its wrapper.
 
