@@ -5,8 +5,9 @@
 //! lossily; a line longer than 64 KiB is cut there and the rest of it, up to its end, dropped.
 //!
 //! The readers do only memory work: each chunk read from a pipe is split first, its finished
-//! lines stamped with one arrival time, pushed into the ring under one short lock of the state and
-//! then, outside that lock, queued for the log file, whose writer runs on its own thread. Nothing
+//! lines checked for UTF-8 once and stamped with one arrival time, pushed into the ring under one
+//! short lock of the state and then, outside that lock, queued for the log file under one lock of
+//! its queue, whose writer runs on its own thread. Nothing
 //! on this path waits on the disk or on API clients, and no API client waits on the log file's
 //! queue, so ffmpeg is never held back by its wrapper.
 
@@ -101,25 +102,54 @@ async fn read_chunk(
 
 /// The finished lines of one read, converted (lossily) to text, kept until they are pushed.
 /// Reused from read to read, so splitting allocates nothing once it has grown.
+///
+/// Lines are gathered as bytes and checked for UTF-8 once per read ([`LineBatch::seal`]), not
+/// once per line: ffmpeg's output is nearly always valid, and a burst has millions of short lines.
 #[derive(Debug, Default)]
 struct LineBatch {
-    /// The lines' text, one after another.
+    /// The lines' bytes as read, one after another (empty while sealed into `text`).
+    bytes: Vec<u8>,
+    /// The lines' text, one after another, once sealed.
     text: String,
-    /// Where each line ends in `text`.
+    /// Where each line ends in `bytes` (before sealing) or `text` (after).
     ends: Vec<usize>,
 }
 
 impl LineBatch {
     fn push(&mut self, line: &[u8]) {
-        self.text.push_str(&String::from_utf8_lossy(line));
-        self.ends.push(self.text.len());
+        self.bytes.extend_from_slice(line);
+        self.ends.push(self.bytes.len());
     }
 
     fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
-    /// The lines, in order.
+    /// Turns the gathered bytes into `text`: moved as they are when all of them are UTF-8 and
+    /// every line ends on a character boundary (so each line is valid on its own), else
+    /// converted lossily line by line.
+    fn seal(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        match String::from_utf8(bytes) {
+            Ok(text) if self.ends.iter().all(|&e| text.is_char_boundary(e)) => self.text = text,
+            Ok(text) => self.seal_lossily(text.into_bytes()),
+            Err(e) => self.seal_lossily(e.into_bytes()),
+        }
+    }
+
+    fn seal_lossily(&mut self, raw: Vec<u8>) {
+        self.text.clear();
+        let mut start = 0;
+        for end in &mut self.ends {
+            self.text
+                .push_str(&String::from_utf8_lossy(&raw[start..*end]));
+            start = *end;
+            *end = self.text.len();
+        }
+        self.bytes = raw;
+    }
+
+    /// The lines, in order (after [`LineBatch::seal`]).
     fn iter(&self) -> impl Iterator<Item = &str> + '_ {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
@@ -131,46 +161,61 @@ impl LineBatch {
 
     /// Pushes the lines that arrived at `unix_ms`/`now` into the state (one short lock), then to
     /// `log` (outside it), and empties the batch.
-    fn deliver(
-        &mut self,
-        daemon: &Daemon,
-        unix_ms: i64,
-        now: Instant,
-        log: &mut impl FnMut(i64, &str),
-    ) {
+    fn deliver(&mut self, daemon: &Daemon, unix_ms: i64, now: Instant, log: &mut impl LineLog) {
         if self.is_empty() {
             return;
         }
+        self.seal();
         daemon.push_lines(unix_ms, now, self.iter());
-        for line in self.iter() {
-            log(unix_ms, line);
-        }
+        log.log(unix_ms, &self.text, &self.ends);
         self.clear();
     }
 
     fn clear(&mut self) {
-        self.text.clear();
         self.ends.clear();
+        self.bytes.clear();
+        self.text.clear();
+        if self.bytes.capacity() < self.text.capacity() {
+            // Sealing moved the buffer into `text`: take it back for the next read.
+            self.bytes = std::mem::take(&mut self.text).into_bytes();
+        }
+    }
+}
+
+/// Where the lines of one read go after the state: the log file.
+trait LineLog {
+    /// The lines of one read that arrived at `unix_ms`, back to back in `text`, each ending at
+    /// its entry of `ends`.
+    fn log(&mut self, unix_ms: i64, text: &str, ends: &[usize]);
+}
+
+impl LineLog for Option<LogSink> {
+    fn log(&mut self, unix_ms: i64, text: &str, ends: &[usize]) {
+        if let Some(sink) = self {
+            sink.push_joined(unix_ms, text, ends);
+        }
+    }
+}
+
+/// Any closure over each line (the tests).
+impl<F: FnMut(i64, &str)> LineLog for F {
+    fn log(&mut self, unix_ms: i64, text: &str, ends: &[usize]) {
+        let mut start = 0;
+        for &end in ends {
+            self(unix_ms, &text[start..end]);
+            start = end;
+        }
     }
 }
 
 /// Reads ffmpeg's stdout or stderr until EOF, into the ring and the log file.
 pub async fn read_lines(pipe: impl AsyncRead + Unpin, daemon: Arc<Daemon>, sink: Option<LogSink>) {
-    pump_lines(pipe, &daemon, |unix_ms, line| {
-        if let Some(s) = &sink {
-            s.push(unix_ms, line);
-        }
-    })
-    .await;
+    pump_lines(pipe, &daemon, sink).await;
 }
 
 /// [`read_lines`] with the log file as any `log`: each read is split first, its lines stamped
 /// with one arrival time, then pushed into the state and to `log`.
-async fn pump_lines(
-    mut pipe: impl AsyncRead + Unpin,
-    daemon: &Daemon,
-    mut log: impl FnMut(i64, &str),
-) {
+async fn pump_lines(mut pipe: impl AsyncRead + Unpin, daemon: &Daemon, mut log: impl LineLog) {
     let mut buf = vec![0u8; READ_BUF];
     let mut splitter = LineSplitter::new();
     let mut batch = LineBatch::default();
@@ -206,6 +251,7 @@ pub async fn read_progress(
             Some(n) => splitter.feed(&buf[..n], |l| batch.push(l)),
             None => splitter.finish(|l| batch.push(l)),
         }
+        batch.seal();
         batch
             .iter()
             .filter_map(|l| blocks.push_line(l))
@@ -237,7 +283,7 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
-            rt.block_on(pump_lines(&b"one\ntwo\n"[..], &d, |_, line| {
+            rt.block_on(pump_lines(&b"one\ntwo\n"[..], &d, |_: i64, line: &str| {
                 let _ = entered_tx.send(line.to_string());
                 let _ = release_rx.recv();
             }));

@@ -6,13 +6,10 @@
 //! a batch of lines or a block, the supervisor polls the manager, the API takes [`Snapshot`]s and
 //! formats them after unlocking. This is what lets the output readers never wait on API clients.
 
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use shared::api::{
-    Counters, ExitInfo, Health, ProgressInfo, Rates, Series, SeriesPoint, State, Status,
-};
+use shared::api::{Counters, ExitInfo, Health, ProgressInfo, Rates, Series, State, Status};
 use shared::progress::{Block, Progress};
 use shared::timefmt;
 
@@ -20,50 +17,9 @@ use crate::config::Config;
 use crate::manager::{Manager, Rules, Stop};
 use crate::ring::{Ring, Snapshot};
 
-/// The current rates at one progress block, for `/series`. 32 bytes (a `None` is stored as NaN)
-/// rather than 56 with `Option<f64>`s: one is kept per block held, 100 000 by default.
-#[derive(Debug, Clone, Copy)]
-struct RatePoint {
-    /// When the block arrived, Unix milliseconds.
-    t_ms: i64,
-    /// The current fps at the block, NaN when unknown.
-    fps: f64,
-    /// The current speed at the block, NaN when unknown.
-    speed: f64,
-    /// The block's `bitrate`, NaN when unknown.
-    bitrate_kbps: f64,
-}
+mod points;
 
-impl RatePoint {
-    fn new(
-        t_ms: i64,
-        fps: Option<f64>,
-        speed: Option<f64>,
-        bitrate_kbps: Option<f64>,
-    ) -> RatePoint {
-        let pack = |v: Option<f64>| v.unwrap_or(f64::NAN);
-        RatePoint {
-            t_ms,
-            fps: pack(fps),
-            speed: pack(speed),
-            bitrate_kbps: pack(bitrate_kbps),
-        }
-    }
-
-    fn unpack(v: f64) -> Option<f64> {
-        (!v.is_nan()).then_some(v)
-    }
-
-    /// As `/series` gives it.
-    fn to_series_point(self) -> SeriesPoint {
-        SeriesPoint {
-            t: self.t_ms,
-            fps: Self::unpack(self.fps),
-            speed: Self::unpack(self.speed),
-            bitrate_kbps: Self::unpack(self.bitrate_kbps),
-        }
-    }
-}
+use points::{Points, RatePoint};
 
 /// Everything behind the lock.
 #[derive(Debug)]
@@ -73,7 +29,7 @@ struct Inner {
     /// ffmpeg's `-progress` blocks, as text.
     blocks: Ring,
     /// One per block held in `blocks`, same order.
-    points: VecDeque<RatePoint>,
+    points: Points,
     /// The newest block, parsed, with its arrival time in Unix milliseconds.
     last_progress: Option<(i64, Progress)>,
     /// The rules that stop a failing encode, fed by every line and block.
@@ -114,7 +70,7 @@ impl Daemon {
         let inner = Inner {
             lines: Ring::new(config.stdout_buffer_len),
             blocks: Ring::new(config.progress_buffer_len),
-            points: VecDeque::new(),
+            points: Points::default(),
             last_progress: None,
             manager,
             state: State::Starting,
@@ -176,12 +132,7 @@ impl Daemon {
         lines: impl IntoIterator<Item = &'a str>,
     ) {
         let mut g = self.lock();
-        let mut any = false;
-        for line in lines {
-            g.lines.push(unix_ms, line);
-            any = true;
-        }
-        if any {
+        if g.lines.push_all(unix_ms, lines) > 0 {
             g.manager.on_line(now);
         }
     }
@@ -192,14 +143,6 @@ impl Daemon {
         let g = &mut *g;
         g.blocks.push(unix_ms, &block.text);
         let (rates, notes) = g.manager.on_block(now, &block.progress);
-        if g.points.len() == g.points.capacity() {
-            // Grow to the ring's size at most: a doubling past it would leave up to half unused.
-            let cap = (g.points.len() * 2)
-                .max(64)
-                .min(self.config.progress_buffer_len.saturating_add(1));
-            let more = cap.saturating_sub(g.points.len()).max(1);
-            g.points.reserve_exact(more);
-        }
         g.points.push_back(RatePoint::new(
             unix_ms,
             rates.fps,
@@ -242,11 +185,11 @@ impl Daemon {
             .saturating_mul(1000);
         let since = timefmt::now_ms().saturating_sub(back_ms);
         let g = self.lock();
-        let from = g.points.partition_point(|s| s.t_ms < since);
+        let from = g.points.first_since(since);
         let points = g
             .points
-            .range(from..)
-            .map(|p| p.to_series_point())
+            .from(from)
+            .map(RatePoint::to_series_point)
             .collect();
         Series { points }
     }

@@ -9,7 +9,10 @@
 //! # How it works
 //! - `push` formats the line (`<YYYY-MM-DD HH:MM:SS> line` or `[…] line`, local time) straight
 //!   into a pending `Vec<u8>` under a mutex held for a few dozen nanoseconds: no allocation per
-//!   line, the formatted timestamp is cached per second (`shared::timefmt::LocalSecondCache`). The writer thread swaps the whole pending
+//!   line, the formatted timestamp is cached per second (`shared::timefmt::LocalSecondCache`).
+//!   The output readers hand over all the lines of one read at once ([`LogSink::push_joined`]):
+//!   one lock, the timestamp formatted once, one scan for line ends over all of them, so a
+//!   burst of millions of short lines costs a copy per line and little else. The writer thread swaps the whole pending
 //!   buffer for its own (emptied) one and writes it with few large `write`s (double buffer).
 //!   After a write the writer lingers up to 20 ms for more lines (woken early only when 256 KiB
 //!   are pending), so a busy log costs pushers almost no wake-ups; an idle writer is woken by the

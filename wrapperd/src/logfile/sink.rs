@@ -4,16 +4,19 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shared::timefmt::LocalSecondCache;
+use shared::timefmt::{LocalSecondCache, LOCAL_TEXT_LEN};
 
 use super::file::{file_start_ms, RotatingFile};
 use super::stream::Stream;
 use super::writer::{Output, Writer};
 use super::{lock, LogError, LogSpec, Rotation, Style, DAY_MS, OVERHEAD, PENDING_CAP, WAKE_AT};
+
+/// `<YYYY-MM-DD HH:MM:SS> ` before each line.
+const PREFIX_LEN: usize = OVERHEAD - 1;
 
 /// A log written by its own thread; `push` never waits on the disk (or the stream).
 #[derive(Clone)]
@@ -85,6 +88,50 @@ pub(crate) enum WriterIs {
 }
 
 impl Pending {
+    /// Whether `line` fits under the cap; if not it is dropped and counted.
+    fn fits(&mut self, sh: &Shared, line: &[u8]) -> bool {
+        if self.buf.len() + line.len() + OVERHEAD > sh.cap {
+            self.cap_dropped += 1;
+            sh.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The `<YYYY-MM-DD HH:MM:SS> ` before a line that arrived at `unix_ms`; in days mode, puts
+    /// a rotation mark first when the current file is `days` old by then.
+    fn prefix(&mut self, sh: &Shared, unix_ms: i64) -> [u8; PREFIX_LEN] {
+        if let Some(max_age) = sh.max_age_ms {
+            match self.file_start_ms {
+                Some(start) if unix_ms.saturating_sub(start) < max_age => {}
+                Some(_) => {
+                    self.marks.push(self.buf.len());
+                    self.file_start_ms = Some(unix_ms);
+                }
+                None => self.file_start_ms = Some(unix_ms),
+            }
+        }
+        let (open, close) = sh.style.brackets();
+        let mut prefix = [b' '; PREFIX_LEN];
+        prefix[0] = open;
+        prefix[1..=LOCAL_TEXT_LEN].copy_from_slice(self.times.bytes(unix_ms));
+        prefix[LOCAL_TEXT_LEN + 1] = close;
+        prefix
+    }
+
+    /// Appends a line and its `\n`; `clean`: it holds no `\n` or `\r` (else they become spaces).
+    fn append_line(&mut self, line: &[u8], clean: bool) {
+        if clean {
+            self.buf.extend_from_slice(line);
+        } else {
+            self.buf.extend(
+                line.iter()
+                    .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+            );
+        }
+        self.buf.push(b'\n');
+    }
+
     /// Whether the writer must be woken now: always when idle, when lingering once `buf` has
     /// reached `wake_at` bytes. Marks the writer busy if so.
     fn wake_writer(&mut self, wake_at: usize) -> bool {
@@ -184,6 +231,41 @@ impl LogSink {
         self.push_line(None, line);
     }
 
+    /// Queues the lines of one read that arrived together at `unix_ms`, under one lock: they are
+    /// given back to back in `joined`, line `i` ending at `ends[i]`. The same as
+    /// [`LogSink::push`] of each line in turn, with the timestamp formatted once and the check
+    /// for line ends inside a line done once over all of them.
+    pub fn push_joined(&self, unix_ms: i64, joined: &str, ends: &[usize]) {
+        let sh = &*self.inner.shared;
+        let clean = memchr::memchr2(b'\n', b'\r', joined.as_bytes()).is_none();
+        let mut guard = lock(&sh.pending);
+        let p = &mut *guard;
+        if p.closing {
+            return;
+        }
+        let want = joined.len() + ends.len() * OVERHEAD;
+        if p.buf.len() + want <= sh.cap {
+            p.buf.reserve(want);
+        }
+        let (mut start, mut prefix, mut dropped) = (0, None, false);
+        for &end in ends {
+            let line = &joined.as_bytes()[start..end];
+            start = end;
+            if !p.fits(sh, line) {
+                dropped = true;
+                continue;
+            }
+            // Made at the first line that fits, as `push` would (the age mark goes before it).
+            let pre = match prefix {
+                Some(pre) => pre,
+                None => *prefix.insert(p.prefix(sh, unix_ms)),
+            };
+            p.buf.extend_from_slice(&pre);
+            p.append_line(line, clean);
+        }
+        self.woken(guard, dropped);
+    }
+
     fn push_line(&self, unix_ms: Option<i64>, line: &str) {
         let sh = &*self.inner.shared;
         let line = line.as_bytes();
@@ -192,43 +274,24 @@ impl LogSink {
         if p.closing {
             return;
         }
-        if p.buf.len() + line.len() + OVERHEAD > sh.cap {
-            p.cap_dropped += 1;
-            sh.dropped.fetch_add(1, Ordering::Relaxed);
-            let wake = p.wake_writer(0);
-            drop(guard);
-            if wake {
-                sh.wake.notify_one();
-            }
-            return;
+        if !p.fits(sh, line) {
+            return self.woken(guard, true);
         }
         if let Some(unix_ms) = unix_ms {
-            if let Some(max_age) = sh.max_age_ms {
-                match p.file_start_ms {
-                    Some(start) if unix_ms.saturating_sub(start) < max_age => {}
-                    Some(_) => {
-                        p.marks.push(p.buf.len());
-                        p.file_start_ms = Some(unix_ms);
-                    }
-                    None => p.file_start_ms = Some(unix_ms),
-                }
-            }
-            let (open, close) = sh.style.brackets();
-            p.buf.push(open);
-            p.buf.extend_from_slice(p.times.bytes(unix_ms));
-            p.buf.push(close);
-            p.buf.push(b' ');
+            let prefix = p.prefix(sh, unix_ms);
+            p.buf.extend_from_slice(&prefix);
         }
-        if memchr::memchr2(b'\n', b'\r', line).is_none() {
-            p.buf.extend_from_slice(line);
-        } else {
-            p.buf.extend(
-                line.iter()
-                    .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
-            );
-        }
-        p.buf.push(b'\n');
-        let wake = p.wake_writer(sh.wake_at);
+        let clean = memchr::memchr2(b'\n', b'\r', line).is_none();
+        p.append_line(line, clean);
+        self.woken(guard, false);
+    }
+
+    /// Unlocks, then wakes the writer if the pending buffer asks for it (`dropped`: a line was
+    /// dropped at the cap, which wakes a lingering writer at once, so that it reports the drop).
+    fn woken(&self, mut guard: MutexGuard<'_, Pending>, dropped: bool) {
+        let sh = &*self.inner.shared;
+        let wake_at = if dropped { 0 } else { sh.wake_at };
+        let wake = guard.wake_writer(wake_at);
         drop(guard);
         if wake {
             sh.wake.notify_one();

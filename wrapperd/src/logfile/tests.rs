@@ -580,3 +580,39 @@ fn two_million_lines_all_arrive() {
     assert_eq!(lines.len() as u64, n);
     assert_consecutive(&lines, n - 1);
 }
+
+/// `push_joined` of `lines` (all arriving at `t`), as the output readers hand over one read.
+fn push_batch(sink: &LogSink, t: i64, lines: &[&str]) {
+    let (mut joined, mut ends) = (String::new(), Vec::new());
+    for l in lines {
+        joined.push_str(l);
+        ends.push(joined.len());
+    }
+    sink.push_joined(t, &joined, &ends);
+}
+
+#[test]
+fn a_read_pushed_at_once_is_written_as_its_lines_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    let sink = LogSink::open(spec(&path, Rotation::Days { days: 2 }, 5)).unwrap();
+    let t = now_ms();
+    push_batch(&sink, t, &["day 0", "still day 0"]);
+    push_batch(&sink, t + 2 * DAY_MS - 1, &[]);
+    push_batch(&sink, t + 2 * DAY_MS - 1, &["day 2 not yet"]);
+    // The file is old at the first line of this read: all of it goes into the new file.
+    push_batch(&sink, t + 2 * DAY_MS, &["day 2", "a\nb\rc", "é ∑ 🎞"]);
+    sink.push(t + 2 * DAY_MS + 1, "one by one");
+    push_batch(&sink, t + 4 * DAY_MS, &["day 4"]);
+    sink.close();
+    assert_eq!(
+        lines_of(&backup_name(&path, 2)),
+        ["day 0", "still day 0", "day 2 not yet"]
+    );
+    assert_eq!(
+        lines_of(&backup_name(&path, 1)),
+        ["day 2", "a b c", "é ∑ 🎞", "one by one"]
+    );
+    assert_eq!(lines_of(&path), ["day 4"]);
+    assert_eq!(sink.dropped(), 0);
+}

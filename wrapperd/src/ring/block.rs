@@ -5,7 +5,10 @@ use std::fmt;
 
 /// The bytes of `v` as a LEB128 varint.
 pub(super) fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    if v < 0x80 {
+        return 1;
+    }
+    (64 - v.leading_zeros() as usize).div_ceil(7)
 }
 
 pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -77,11 +80,23 @@ impl Block {
     pub(super) fn append(&mut self, unix_ms: i64, line: &str) {
         let (need, dt) = self.entry(unix_ms, line.len());
         debug_assert!(self.bytes.len() + need <= self.bytes.capacity());
+        self.append_entry(unix_ms, dt, line);
+    }
+
+    /// Appends a line whose time field `dt` [`Block::entry`] gave; the caller made sure it fits.
+    pub(super) fn append_entry(&mut self, unix_ms: i64, dt: u64, line: &str) {
         if self.lines == 0 {
             self.base_ms = unix_ms;
         }
-        put_varint(&mut self.bytes, line.len() as u64);
-        put_varint(&mut self.bytes, dt);
+        let len = line.len() as u64;
+        if len < 0x80 && dt < 0x80 {
+            // The usual entry (a line under 128 bytes, within 64 ms of the block's first):
+            // both varints are one byte.
+            self.bytes.extend_from_slice(&[len as u8, dt as u8]);
+        } else {
+            put_varint(&mut self.bytes, len);
+            put_varint(&mut self.bytes, dt);
+        }
         self.bytes.extend_from_slice(line.as_bytes());
         self.lines += 1;
     }

@@ -77,38 +77,56 @@ impl Ring {
     }
 
     pub fn push(&mut self, unix_ms: i64, line: &str) {
-        let room = self.open.bytes.capacity() - self.open.bytes.len();
-        if self.open.entry(unix_ms, line.len()).0 > room {
-            self.close_open();
-            let need = varint_len(line.len() as u64) + 1 + line.len();
-            if need > BLOCK_BYTES {
-                // Longer than a block: a block of its own, of exactly its size.
-                let mut solo = Block {
-                    bytes: Vec::with_capacity(need),
-                    ..Block::default()
-                };
-                solo.append(unix_ms, line);
-                self.frozen.push_back(Arc::new(solo));
-                return self.pushed();
-            }
-            if self.open.bytes.capacity() == 0 {
-                self.open.bytes = self
-                    .spare
-                    .take()
-                    .unwrap_or_else(|| Vec::with_capacity(BLOCK_BYTES));
-            }
-        }
-        self.open.append(unix_ms, line);
-        self.pushed();
+        self.push_all(unix_ms, [line]);
     }
 
-    /// Counts the line just stored and evicts the oldest past the capacity.
-    fn pushed(&mut self) {
-        self.len += 1;
-        self.total += 1;
-        if self.len > self.capacity {
-            self.evict_one();
+    /// Pushes lines that arrived together at `unix_ms` (one read from a pipe); returns how
+    /// many. The oldest lines past the capacity are evicted once, after all are stored, so that
+    /// whole blocks fall off at once instead of line by line.
+    pub fn push_all<'a>(
+        &mut self,
+        unix_ms: i64,
+        lines: impl IntoIterator<Item = &'a str>,
+    ) -> usize {
+        let mut n = 0;
+        for line in lines {
+            self.store(unix_ms, line);
+            n += 1;
         }
+        self.len += n;
+        self.total += n as u64;
+        if self.len > self.capacity {
+            self.evict(self.len - self.capacity);
+        }
+        n
+    }
+
+    /// Stores one line at the end (not yet counted).
+    fn store(&mut self, unix_ms: i64, line: &str) {
+        let room = self.open.bytes.capacity() - self.open.bytes.len();
+        let (need, dt) = self.open.entry(unix_ms, line.len());
+        if need <= room {
+            return self.open.append_entry(unix_ms, dt, line);
+        }
+        self.close_open();
+        let need = varint_len(line.len() as u64) + 1 + line.len();
+        if need > BLOCK_BYTES {
+            // Longer than a block: a block of its own, of exactly its size.
+            let mut solo = Block {
+                bytes: Vec::with_capacity(need),
+                ..Block::default()
+            };
+            solo.append(unix_ms, line);
+            self.frozen.push_back(Arc::new(solo));
+            return;
+        }
+        if self.open.bytes.capacity() == 0 {
+            self.open.bytes = self
+                .spare
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(BLOCK_BYTES));
+        }
+        self.open.append(unix_ms, line);
     }
 
     /// Freezes the open block, if it holds anything: as it is when it is nearly full, else as an
@@ -129,26 +147,28 @@ impl Ring {
         self.frozen.push_back(Arc::new(full));
     }
 
-    fn evict_one(&mut self) {
-        self.len -= 1;
-        self.skip += 1;
-        if let Some(first) = self.frozen.front() {
-            if self.skip == first.lines {
-                let first = self.frozen.pop_front().expect("front exists");
-                self.skip = 0;
-                self.skip_bytes = 0;
-                self.keep_spare(first);
-            } else {
-                self.skip_bytes = first.advance(self.skip_bytes, 1);
+    /// Drops the `n` oldest lines: whole blocks at once, then a part of the next one.
+    fn evict(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let first = self.frozen.front().map_or(&self.open, |b| &**b);
+            let left = first.lines - self.skip;
+            if n < left {
+                self.skip_bytes = first.advance(self.skip_bytes, n);
+                self.skip += n;
+                return;
             }
-        } else if self.skip == self.open.lines {
-            // Only possible when the capacity is smaller than what one block holds.
-            self.open.bytes.clear();
-            self.open.lines = 0;
+            n -= left;
             self.skip = 0;
             self.skip_bytes = 0;
-        } else {
-            self.skip_bytes = self.open.advance(self.skip_bytes, 1);
+            match self.frozen.pop_front() {
+                Some(first) => self.keep_spare(first),
+                None => {
+                    // Only possible when the capacity is smaller than what one block holds.
+                    self.open.bytes.clear();
+                    self.open.lines = 0;
+                }
+            }
         }
     }
 

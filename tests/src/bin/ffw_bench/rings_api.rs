@@ -61,7 +61,7 @@ pub(crate) fn m3_m6_rings_and_api(c: &Ctx, rep: &mut Report, do3: bool, do6: boo
         let (nl, bl) = text_bytes(&lines);
         let (nb, bb) = text_bytes(&blocks);
         let text = (bl + bb) as f64;
-        let goal = 1.25 * text + 10.0 * MIB;
+        let goal = 1.2 * text + 4.0 * MIB;
         let after = status_bytes(pid, "VmRSS").unwrap_or(f64::NAN);
         rep.row(
             "3",
@@ -81,7 +81,7 @@ pub(crate) fn m3_m6_rings_and_api(c: &Ctx, rep: &mut Report, do3: bool, do6: boo
              rate window held every block of the burst; a real encode writes 2 blocks a second), \
              RSS is read (VmRSS) before any large API answer is formatted. The text held is the bodies of \
              `/last_stdout?count=0` and `/last_progress?count=0` minus the 22-byte \
-             `<YYYY-MM-DD HH:MM:SS> ` of each line. Goal: RSS <= 1.25 x text + 10 MiB.",
+             `<YYYY-MM-DD HH:MM:SS> ` of each line. Goal: RSS <= 1.2 x text + 4 MiB.",
             vec![
                 format!(
                     "filled in {fill_s:.1} s{}",
