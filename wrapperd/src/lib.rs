@@ -34,9 +34,6 @@ mod output;
 #[cfg(test)]
 mod output_props;
 mod rates;
-// `Ring::is_empty` and `Snapshot::is_empty` are used by nothing (the latter only by ring's
-// tests); their removal is left to ring's owner, then this allow goes.
-#[allow(dead_code)]
 mod ring;
 pub mod signals;
 mod state;

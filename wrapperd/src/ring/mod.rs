@@ -67,10 +67,6 @@ impl Ring {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Lines ever pushed.
     pub fn total(&self) -> u64 {
         self.total
@@ -262,10 +258,6 @@ impl Snapshot {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The lines, oldest first, as `(unix_ms, text)`.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &str)> + '_ {
         let mut chunk = 0;
@@ -344,7 +336,7 @@ mod tests {
         let r = Ring::new(10);
         for count in [0, 1, 100] {
             let s = r.snapshot(count);
-            assert!(s.is_empty());
+            assert_eq!(s.len(), 0);
             assert_eq!(s.iter().count(), 0);
         }
         assert!(Snapshot::default().iter().next().is_none());
