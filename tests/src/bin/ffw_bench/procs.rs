@@ -1,6 +1,8 @@
 //! The processes a measurement starts: the binaries under test, a running wrapperd (stopped
-//! when dropped), and timing a command to its exit.
+//! when dropped), timing a command to its exit, and the CPU time of every thread a process has
+//! had ([`ThreadCpu`]).
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -138,4 +140,69 @@ pub(crate) fn wall(mut cmd: Command) -> f64 {
     let w = t.elapsed().as_secs_f64();
     let _ = st;
     w
+}
+
+/// The CPU time of all of a process's threads, in nanoseconds, from
+/// `/proc/PID/task/*/schedstat` (its first field: time on a CPU, in ns, not the 10 ms ticks of
+/// `utime + stime`). A thread that exits takes its line with it, so [`ThreadCpu::sample`] keeps
+/// each thread's largest figure seen: sampled often enough (every 100 ms here), a short-lived
+/// thread (tokio's blocking pool) is not lost.
+pub(crate) struct ThreadCpu {
+    /// The process.
+    pid: u32,
+    /// Per thread id, the largest CPU time seen, ns.
+    max_ns: HashMap<u32, u64>,
+}
+
+impl ThreadCpu {
+    pub(crate) fn new(pid: u32) -> ThreadCpu {
+        let mut t = ThreadCpu {
+            pid,
+            max_ns: HashMap::new(),
+        };
+        t.sample();
+        t
+    }
+
+    /// Reads every thread's figure now; returns the total over every thread seen so far, in s.
+    pub(crate) fn sample(&mut self) -> f64 {
+        let tasks = fs::read_dir(format!("/proc/{}/task", self.pid));
+        for e in tasks.into_iter().flatten().flatten() {
+            let Ok(tid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(s) = fs::read_to_string(e.path().join("schedstat")) else {
+                continue;
+            };
+            let Some(ns) = s.split_whitespace().next().and_then(|v| v.parse().ok()) else {
+                continue;
+            };
+            let m = self.max_ns.entry(tid).or_insert(0);
+            *m = (*m).max(ns);
+        }
+        self.secs()
+    }
+
+    /// The total of the last samples, in s.
+    pub(crate) fn secs(&self) -> f64 {
+        self.max_ns.values().sum::<u64>() as f64 / 1e9
+    }
+
+    /// How many threads have been seen.
+    pub(crate) fn threads(&self) -> usize {
+        self.max_ns.len()
+    }
+}
+
+/// Samples every one of `cpus` every 100 ms for `secs` s (so no thread's time is lost), then
+/// once more; returns the total of all, in s.
+pub(crate) fn sample_for(cpus: &mut [ThreadCpu], secs: f64) -> f64 {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        for c in cpus.iter_mut() {
+            c.sample();
+        }
+        sleep(0.1f64.min(end.saturating_duration_since(Instant::now()).as_secs_f64()));
+    }
+    cpus.iter_mut().map(|c| c.sample()).sum()
 }
