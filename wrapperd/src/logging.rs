@@ -8,7 +8,8 @@
 //! log driver) must not stop the task that logs — the progress reader included, which would stop
 //! ffmpeg. Lines that do not fit its queue (`STDERR_CAP`) are dropped, counted, and announced
 //! by one `[wrapperd] N lines dropped: …` line once stderr takes lines again. At exit, what is
-//! queued is written if stderr takes it within `EXIT_FLUSH`.
+//! queued is written if stderr takes it within `EXIT_FLUSH`. That writer starts once ffmpeg has
+//! been spawned ([`start_stderr_writer`]); before, the few start-up lines go straight to stderr.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -30,9 +31,20 @@ pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
 static FILE: OnceLock<LogSink> = OnceLock::new();
 static STDERR: OnceLock<LogSink> = OnceLock::new();
 
-/// Installs the global subscriber; `debug` enables debug-level messages. Starts the stderr
-/// writer and has exit wait (up to `EXIT_FLUSH`) for it.
+/// Installs the global subscriber; `debug` enables debug-level messages. Until
+/// [`start_stderr_writer`], messages go straight to stderr (start-up writes a few lines, and
+/// nothing that reads ffmpeg runs yet).
 pub fn init(debug: bool) {
+    let max = if debug { Level::DEBUG } else { Level::INFO };
+    let _ = tracing_subscriber::registry().with(Line { max }).try_init();
+}
+
+/// Starts the stderr writer thread and has exit wait (up to `EXIT_FLUSH`) for it. Called once
+/// ffmpeg has been spawned, so the thread's start is not on the way to ffmpeg's exec.
+pub fn start_stderr_writer() {
+    if STDERR.get().is_some() {
+        return;
+    }
     if let Ok(sink) = LogSink::stream(
         Box::new(std::io::stderr()),
         "stderr",
@@ -46,8 +58,6 @@ pub fn init(debug: bool) {
             }
         }
     }
-    let max = if debug { Level::DEBUG } else { Level::INFO };
-    let _ = tracing_subscriber::registry().with(Line { max }).try_init();
 }
 
 /// Run by `exit` (returning from `main` too): writes what is queued for stderr, unless stderr

@@ -6,7 +6,8 @@
 //! a batch of lines or a block, the supervisor polls the manager, the API takes [`Snapshot`]s and
 //! formats them after unlocking. This is what lets the output readers never wait on API clients.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::Thread;
 use std::time::Instant;
 
 use shared::api::{Counters, ExitInfo, Health, ProgressInfo, Rates, Series, State, Status};
@@ -59,8 +60,9 @@ pub struct Daemon {
     started: Instant,
     /// Everything that changes; only this module's methods take the lock.
     inner: Mutex<Inner>,
-    /// Woken on every change of state, health or exit, to rewrite status.json at once.
-    pub changed: tokio::sync::Notify,
+    /// The status writer's thread, unparked on every change of state or exit, to rewrite
+    /// status.json at once.
+    status_thread: OnceLock<Thread>,
 }
 
 impl Daemon {
@@ -85,7 +87,7 @@ impl Daemon {
             pid: std::process::id(),
             started,
             inner: Mutex::new(inner),
-            changed: tokio::sync::Notify::new(),
+            status_thread: OnceLock::new(),
         }
     }
 
@@ -104,7 +106,7 @@ impl Daemon {
         g.state = State::Running;
         g.manager = Manager::new(Rules::from_config(&self.config), self.started, at);
         drop(g);
-        self.changed.notify_one();
+        self.wake_status();
         start_ms
     }
 
@@ -250,7 +252,7 @@ impl Daemon {
         g.state = State::Stopping;
         g.stopping_reason = Some(reason);
         drop(g);
-        self.changed.notify_one();
+        self.wake_status();
     }
 
     /// The life-cycle state (`starting`, `running`, `stopping`, `exited`); the supervisor's
@@ -266,8 +268,59 @@ impl Daemon {
         g.state = State::Exited;
         g.exit = Some(exit);
         drop(g);
-        self.changed.notify_one();
+        self.wake_status();
     }
+
+    /// From now on [`Daemon::wake_status`] unparks `thread` (the status writer).
+    pub(crate) fn set_status_thread(&self, thread: Thread) {
+        let _ = self.status_thread.set(thread);
+    }
+
+    /// Wakes the status writer (a change of state or exit), if it runs.
+    pub(crate) fn wake_status(&self) {
+        if let Some(t) = self.status_thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// What `/status` would show at `now`, without what only the passing of time changes, and
+    /// cheaply (no `Status` is built): equal marks, same status.json but for the clocks.
+    pub(crate) fn change_mark(&self, now: Instant) -> ChangeMark {
+        let g = self.lock();
+        let (health, reason) = health_of(&g, now);
+        ChangeMark {
+            state: g.state,
+            health,
+            // "no output for 12.3 s", "... for 4.0 s": the seconds are a clock too. Any other
+            // figure in a reason changes with a block, which the counters see.
+            reason: reason.map(|r| r.chars().filter(|c| !c.is_ascii_digit()).collect()),
+            active: g.manager.check(now).active,
+            log_lines: g.lines.total(),
+            progress_blocks: g.blocks.total(),
+            exited: g.exit.is_some(),
+        }
+    }
+}
+
+/// What [`Daemon::change_mark`] compares: every field of `/status` that can change, but for the
+/// clocks (`uptime_s`, `check.last_output_age_s`, `check.failing_for_s`, seconds in `reason`).
+/// The rest (progress, rates, the check's limits) changes only with a block.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChangeMark {
+    /// The life-cycle state.
+    pub(crate) state: State,
+    /// The health word.
+    pub(crate) health: Health,
+    /// The health's reason, digits removed.
+    pub(crate) reason: Option<String>,
+    /// Whether the checks are active.
+    pub(crate) active: bool,
+    /// Lines pushed so far.
+    pub(crate) log_lines: u64,
+    /// Blocks pushed so far.
+    pub(crate) progress_blocks: u64,
+    /// The exit is decided.
+    pub(crate) exited: bool,
 }
 
 fn health_of(g: &Inner, now: Instant) -> (Health, Option<String>) {

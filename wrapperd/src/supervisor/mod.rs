@@ -41,6 +41,7 @@ use crate::state::Daemon;
 use crate::workdir::WorkDir;
 use phase::{Inputs, Phase, Supervisor};
 use setup::{Running, Started};
+use status::StatusWriter;
 
 /// Runs ffmpeg with `args` under `config` until it ends; returns wrapperd's exit status.
 /// `shutdown` resolving asks for a graceful stop, as `SIGTERM` does.
@@ -62,7 +63,6 @@ pub async fn run(
         readers,
         progress_reader,
         progress_hold,
-        late_files,
         parts,
     } = running;
     let mut sup = Supervisor {
@@ -88,7 +88,6 @@ pub async fn run(
     }
     drop(progress_hold);
     let _ = tokio::time::timeout(drain, progress_reader).await;
-    let _ = late_files.await;
 
     let (code, reason) = phase::judge(&parts.shared.config, &outcome);
     Ok(parts.finish(code, outcome.status, reason).await)
@@ -103,8 +102,10 @@ pub(crate) struct Parts {
     api: api::Api,
     /// Every task of the run, waited for (bounded) at the end.
     tracker: TaskTracker,
-    /// Cancelled at the end: stops the API and the status writer.
+    /// Cancelled at the end: stops the API.
     token: CancellationToken,
+    /// The status files' writer, once ffmpeg has been spawned (or could not be).
+    status: Option<StatusWriter>,
     /// `ffmpeg.log` and `wrapperd.log`, unless `NO_FILE_LOG`.
     logs: Option<(LogSink, LogSink)>,
     /// Holds the work directory's lock until wrapperd has finished.
@@ -120,6 +121,9 @@ impl Parts {
             ffmpeg_status,
             reason: reason.clone(),
         });
+        if let Some(s) = self.status {
+            s.stop(Duration::from_secs(3));
+        }
         self.token.cancel();
         self.api.shutdown().await;
         self.tracker.close();

@@ -1,11 +1,11 @@
 //! Everything before the loop, in the order the contract needs: work directory lock, log
-//! files, the status writer, the API, the progress FIFO (opened for reading before ffmpeg
+//! files, the API, the progress FIFO (opened for reading before ffmpeg
 //! starts), the signal streams (before the spawn, so no `SIGCHLD` is missed), then ffmpeg and
 //! the tasks reading its output.
 //!
 //! A failure before the spawn is a [`SetupError`] (exit 2). The start of ffmpeg's exec is kept
-//! short: the variables' status files, `FFMPEG_PID` and `START_TIME` are written after the spawn
-//! ([`super::status::write_files`]).
+//! short: the status writer ([`StatusWriter`]) starts after the spawn, and writes the variables'
+//! status files, `FFMPEG_PID`, `START_TIME` and the first `status.json`.
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::child::{self, Ffmpeg};
-use super::{status, Parts};
+use super::status::StatusWriter;
+use super::Parts;
 use crate::config::{Config, RotationMode};
 use crate::logfile::{LogError, LogSink, LogSpec, Rotation, Style};
 use crate::signals::Signals;
@@ -74,8 +75,6 @@ pub(crate) struct Running {
     /// Our own write end of the FIFO: it keeps the reader from seeing EOF before ffmpeg opens
     /// it; dropped once ffmpeg has exited, so the reader drains what is left and ends.
     pub(crate) progress_hold: pipe::Sender,
-    /// The status files written after the spawn; joined before the exit.
-    pub(crate) late_files: JoinHandle<()>,
     /// What the run holds until its end.
     pub(crate) parts: Parts,
 }
@@ -105,8 +104,8 @@ struct Prepared {
 
 /// Sets up and spawns ffmpeg.
 pub(crate) async fn setup(config: Config, args: &[OsString]) -> Result<Started, SetupError> {
-    let p = prepare(config, args)?;
-    let config_files: Vec<(String, String)> = p
+    let mut p = prepare(config, args)?;
+    let mut files: Vec<(String, String)> = p
         .parts
         .shared
         .config
@@ -118,7 +117,7 @@ pub(crate) async fn setup(config: Config, args: &[OsString]) -> Result<Started, 
     let child = match child::spawn_ffmpeg(&p.parts.shared.config, &p.fifo, args) {
         Ok(child) => child,
         Err(e) => {
-            status::write_files(p.status_dir, config_files).await.ok();
+            start_status(&mut p, files);
             let code = if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
@@ -132,16 +131,25 @@ pub(crate) async fn setup(config: Config, args: &[OsString]) -> Result<Started, 
         }
     };
     let start_ms = p.parts.shared.ffmpeg_started(child.id(), at);
-    let mut files = config_files;
     files.push(("FFMPEG_PID".into(), child.id().to_string()));
     files.push(("START_TIME".into(), shared::timefmt::local_text(start_ms)));
-    let late_files = status::write_files(p.status_dir.clone(), files);
+    start_status(&mut p, files);
     tracing::info!(
         "started ffmpeg (pid {}): {}",
         child.id(),
         p.parts.shared.cmd.join(" ")
     );
-    Ok(Started::Running(read_output(p, child, late_files)))
+    Ok(Started::Running(read_output(p, child)))
+}
+
+/// What starts after the spawn (or the failed spawn): wrapperd's stderr writer, and the status
+/// writer, which writes `files`, then keeps `status.json` current.
+fn start_status(p: &mut Prepared, files: Vec<(String, String)>) {
+    logging::start_stderr_writer();
+    match StatusWriter::start(p.parts.shared.clone(), p.status_dir.clone(), files) {
+        Ok(w) => p.parts.status = Some(w),
+        Err(e) => tracing::warn!("cannot start the status writer: {e}"),
+    }
 }
 
 /// Work directory, logs, state, status writer, API, FIFO, signals: all before ffmpeg starts.
@@ -158,11 +166,6 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
     let shared = Arc::new(Daemon::new(config, cmd));
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(status::write_status_loop(
-        shared.clone(),
-        wd.status_dir(),
-        token.clone(),
-    ));
     let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
         let _ = wd.write_status("API_SOCKET", &socket.display().to_string());
         let _ = wd.write_status("HTTP_ADDR", &tcp.map(|a| a.to_string()).unwrap_or_default());
@@ -190,13 +193,14 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
             tracker,
             token,
             logs,
+            status: None,
             _wd: wd,
         },
     })
 }
 
 /// Starts the tasks reading ffmpeg's stdout, stderr and `-progress`.
-fn read_output(p: Prepared, mut child: std::process::Child, late_files: JoinHandle<()>) -> Running {
+fn read_output(p: Prepared, mut child: std::process::Child) -> Running {
     let (shared, tracker) = (&p.parts.shared, &p.parts.tracker);
     let ffmpeg_log = p.parts.logs.as_ref().map(|(f, _)| f.clone());
     let wake = Arc::new(Notify::new());
@@ -237,7 +241,6 @@ fn read_output(p: Prepared, mut child: std::process::Child, late_files: JoinHand
         readers,
         progress_reader,
         progress_hold: p.progress_hold,
-        late_files,
         parts: p.parts,
     }
 }

@@ -1,5 +1,6 @@
 //! The processes a measurement starts: the binaries under test, a running wrapperd (stopped
-//! when dropped), timing a command to its exit, and a process's CPU time in ns (schedstat).
+//! when dropped), timing a command to its exit, and the CPU time of every thread a process has
+//! had, in ns (schedstat: [`SchedCpu`]).
 
 use std::collections::HashMap;
 use std::fs;
@@ -195,10 +196,33 @@ impl SchedCpu {
         self.per_tid.values().sum()
     }
 
+    /// The sum of every thread's largest figure, in s.
+    pub(crate) fn secs(&self) -> f64 {
+        self.total_ns() as f64 / 1e9
+    }
+
     /// Threads seen in all, and alive at the last sample.
     pub(crate) fn threads(&self) -> (usize, usize) {
         (self.per_tid.len(), self.live)
     }
+}
+
+/// Samples every one of `cpus` every 100 ms for `secs` s (so no thread's time is lost), then
+/// once more; returns the total of all, in s.
+pub(crate) fn sample_for(cpus: &mut [SchedCpu], secs: f64) -> f64 {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        for c in cpus.iter_mut() {
+            c.sample();
+        }
+        sleep(0.1f64.min(end.saturating_duration_since(Instant::now()).as_secs_f64()));
+    }
+    cpus.iter_mut()
+        .map(|c| {
+            c.sample();
+            c.secs()
+        })
+        .sum()
 }
 
 #[cfg(test)]
