@@ -61,6 +61,10 @@ impl Output for Stream {
         false
     }
 
+    fn has_path(&self) -> bool {
+        false
+    }
+
     fn flush(&mut self) {
         let _ = self.out.flush();
     }

@@ -40,6 +40,11 @@ pub(crate) trait Output: Send + 'static {
     fn reopen(&mut self) -> io::Result<()>;
     /// Whether the path no longer names the open file (deleted, moved away, or none open).
     fn path_moved(&self) -> bool;
+    /// Whether it has a path to look at every [`CHECK_EVERY`] (a stream has none, so its
+    /// writer sleeps until there is work: an idle wrapperd wakes no thread for it).
+    fn has_path(&self) -> bool {
+        true
+    }
     /// Flushes what the OS buffers for it; errors are ignored (nothing is buffered by us).
     fn flush(&mut self);
 }
@@ -94,7 +99,7 @@ impl<O: Output> Writer<O> {
             self.write_batch(&batch, &marks);
             linger_until = (!batch.is_empty()).then(|| Instant::now() + LINGER);
             self.unreported += cap_dropped;
-            if self.last_check.elapsed() >= CHECK_EVERY {
+            if self.out.has_path() && self.last_check.elapsed() >= CHECK_EVERY {
                 self.check_path();
                 self.last_check = Instant::now();
             }
@@ -134,14 +139,14 @@ impl<O: Output> Writer<O> {
                 break;
             }
             let now = Instant::now();
-            let check_at = self.last_check + CHECK_EVERY;
-            if now >= check_at {
+            let check_at = self.out.has_path().then(|| self.last_check + CHECK_EVERY);
+            if check_at.is_some_and(|c| now >= c) {
                 break;
             }
             let until = match linger_until {
                 Some(t) if now < t => {
                     p.writer = WriterIs::Lingering;
-                    t.min(check_at)
+                    Some(check_at.map_or(t, |c| t.min(c)))
                 }
                 _ if !p.buf.is_empty() => break,
                 _ => {
@@ -151,11 +156,15 @@ impl<O: Output> Writer<O> {
             };
             // Everything taken so far is written: tell a waiting `flush_for`.
             sh.written.notify_all();
-            p = sh
-                .wake
-                .wait_timeout(p, until - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            p = match until {
+                Some(until) => {
+                    sh.wake
+                        .wait_timeout(p, until - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => sh.wake.wait(p).unwrap_or_else(|e| e.into_inner()),
+            };
             p.writer = WriterIs::Busy;
         }
         p.writer = WriterIs::Busy;
