@@ -265,7 +265,7 @@ pub async fn read_progress(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -307,7 +307,9 @@ mod tests {
         );
     }
 
-    fn split_chunks(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+    /// The lines a splitter gives for `chunks` fed in turn, then finished (the property tests
+    /// in `output_props` use it too).
+    pub(crate) fn split_chunks(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
         let mut s = LineSplitter::new();
         let mut out = Vec::new();
         for c in chunks {

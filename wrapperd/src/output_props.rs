@@ -8,18 +8,9 @@
 //! `wrapperd/proptest-regressions/output_props.txt` and replayed first; the hand-picked edge cases at the end
 //! are the corpus of interesting inputs as explicit tests.
 
-use crate::output::{LineSplitter, MAX_LINE};
+use crate::output::tests::split_chunks as split;
+use crate::output::MAX_LINE;
 use proptest::prelude::*;
-
-fn split(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut s = LineSplitter::new();
-    let mut out = Vec::new();
-    for c in chunks {
-        s.feed(c, |l| out.push(l.to_vec()));
-    }
-    s.finish(|l| out.push(l.to_vec()));
-    out
-}
 
 /// The contract, written as plainly as possible.
 fn model(data: &[u8]) -> Vec<Vec<u8>> {

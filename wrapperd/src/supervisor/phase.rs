@@ -10,8 +10,10 @@
 //! logs no decision that nothing would act on. `STOP_INPUT_GRACE` into a stop, ffmpeg's network
 //! inputs are ended once ([`Child::end_inputs`], the step in `grace.rs`, SPEC §9).
 //!
-//! The process side ([`Child`]) and the signal side ([`Events`]) are traits, so the tests below
-//! drive the loop with a scripted child under a paused clock.
+//! The process side ([`Child`]) and the signal side ([`Events`]) are traits, so the tests in
+//! `phase_tests.rs` drive the loop with a scripted child and scripted signals, with timeouts of
+//! tenths of a second (the manager's deadlines are `std` instants, which a paused tokio clock
+//! would not move).
 
 use std::future::Future;
 use std::pin::Pin;
