@@ -31,7 +31,7 @@ enum Value {
     /// No value yet: no sample.
     Absent,
     /// One sample.
-    One(Sample),
+    One(MetricNumber),
     /// One sample per [`Health`], labelled `state`: 1 for this one, 0 for the others.
     PerHealth(Health),
 }
@@ -39,31 +39,31 @@ enum Value {
 impl Value {
     /// A float sample when there is a value.
     fn float(v: Option<f64>) -> Value {
-        v.map_or(Value::Absent, |x| Value::One(Sample::Float(x)))
+        v.map_or(Value::Absent, |x| Value::One(MetricNumber::Float(x)))
     }
 
     /// An integer sample when there is a value.
     fn int(v: Option<u64>) -> Value {
-        v.map_or(Value::Absent, |n| Value::One(Sample::Int(n)))
+        v.map_or(Value::Absent, |n| Value::One(MetricNumber::Int(n)))
     }
 }
 
-/// A sample value in the text format.
-enum Sample {
+/// A sample's number as the Prometheus text format writes it.
+enum MetricNumber {
     /// Written as an integer.
     Int(u64),
     /// Written as Rust writes it, with the format's `NaN`, `+Inf` and `-Inf`.
     Float(f64),
 }
 
-impl std::fmt::Display for Sample {
+impl std::fmt::Display for MetricNumber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            Sample::Int(n) => write!(f, "{n}"),
-            Sample::Float(x) if x.is_nan() => f.write_str("NaN"),
-            Sample::Float(x) if x == f64::INFINITY => f.write_str("+Inf"),
-            Sample::Float(x) if x == f64::NEG_INFINITY => f.write_str("-Inf"),
-            Sample::Float(x) => write!(f, "{x}"),
+            MetricNumber::Int(n) => write!(f, "{n}"),
+            MetricNumber::Float(x) if x.is_nan() => f.write_str("NaN"),
+            MetricNumber::Float(x) if x == f64::INFINITY => f.write_str("+Inf"),
+            MetricNumber::Float(x) if x == f64::NEG_INFINITY => f.write_str("-Inf"),
+            MetricNumber::Float(x) => write!(f, "{x}"),
         }
     }
 }
@@ -330,9 +330,12 @@ mod tests {
 
     #[test]
     fn samples_use_the_formats_words_for_special_floats() {
-        let words =
-            [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.5].map(|x| Sample::Float(x).to_string());
+        let words = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.5]
+            .map(|x| MetricNumber::Float(x).to_string());
         assert_eq!(words, ["NaN", "+Inf", "-Inf", "0.5"]);
-        assert_eq!(Sample::Int(u64::MAX).to_string(), "18446744073709551615");
+        assert_eq!(
+            MetricNumber::Int(u64::MAX).to_string(),
+            "18446744073709551615"
+        );
     }
 }

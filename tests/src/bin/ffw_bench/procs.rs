@@ -250,12 +250,19 @@ mod tests {
         assert!(c.total_ns() > before, "{} ns, was {before}", c.total_ns());
         exit_tx.send(()).unwrap();
         h.join().unwrap();
-        assert!(c.sample());
+        // `join` returns once the kernel clears the thread's tid, a moment before the thread
+        // leaves /proc/PID/task: wait for that, then its figure must still be counted.
+        let gone = wait_for(5.0, || {
+            c.sample();
+            let (seen2, live2) = c.threads();
+            seen2 > live2
+        });
         let (seen2, live2) = c.threads();
         assert!(
-            seen2 >= seen && seen2 > live2,
+            gone && seen2 >= seen,
             "seen {seen}/{seen2}, live {live}/{live2}"
         );
+        assert!(c.total_ns() > before);
         assert!(!SchedCpu::new(u32::MAX).sample());
     }
 }
