@@ -4,6 +4,9 @@
 //! Each test gets its own temporary work directory ([`Wd`]). Waiting is always for a condition
 //! with a deadline ([`wait_until`]), never a bare sleep.
 //!
+//! # Layout
+//! - this file: [`Wd`] (a work directory per test), starting wrapperd, waiting on conditions,
+//!   ffprobe checks, and the variables' list from wrapperd's own table.
 //! - [`http`]: raw HTTP/1.1 requests, below the API client (also used by `ffw-bench`).
 //! - [`hung_source`]: a raw-video source that hangs with its connection open (SPEC §9).
 //! - [`procfs`]: what `/proc` says about a process (alive, children, RSS, descriptors, CPU).
