@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 pub const FRAME: usize = 160 * 120;
 /// The source sends this many frames (2 s of video) before it hangs.
 pub const FRAMES: usize = 50;
+/// The manager's settings the tests and the benchmark run a hung source under: checks from
+/// 0.5 s, stalled after 1.5 s without output, `STOP_TIMEOUT` 10 s (the grace is the caller's).
+pub const STALL_VARS: &[(&str, &str)] = &[
+    ("MANAGER_START_DELAY", "0"),
+    ("ENCODING_CHECK_START_DELAY", "0.5"),
+    ("ENCODING_RATE_WINDOW", "1"),
+    ("ENCODING_MAX_ERROR_TIME", "20"),
+    ("ENCODING_MAX_STDOUT_STUCK_TIME", "1.5"),
+    ("STOP_TIMEOUT", "10"),
+];
 
 /// A raw-video server on 127.0.0.1: ffmpeg connects, gets frames, then (if `hang`) nothing more
 /// while the connection stays open until the `Source` is dropped.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use shared::api::State;
-use tests::hung_source::{Source, FRAMES, INPUT_ARGS};
+use tests::hung_source::{Source, FRAMES, INPUT_ARGS, STALL_VARS};
 use tests::*;
 
 const T: Duration = Duration::from_secs(60);
@@ -41,14 +41,7 @@ fn wrapperd(
     vars: &[(&str, &str)],
 ) -> WrapperCmd {
     let base: &[(&str, &str)] = if checks {
-        &[
-            ("MANAGER_START_DELAY", "0"),
-            ("ENCODING_CHECK_START_DELAY", "0.5"),
-            ("ENCODING_RATE_WINDOW", "1"),
-            ("ENCODING_MAX_ERROR_TIME", "20"),
-            ("ENCODING_MAX_STDOUT_STUCK_TIME", "1.5"),
-            ("STOP_TIMEOUT", "10"),
-        ]
+        STALL_VARS
     } else {
         &[("ENCODING_DISABLE_CHECK", "1"), ("STOP_TIMEOUT", "10")]
     };

@@ -98,21 +98,7 @@ pub(crate) fn m1_overhead(c: &Ctx, rep: &mut Report) {
 pub(crate) fn m2_realtime(c: &Ctx, rep: &mut Report) {
     let secs: f64 = if c.quick { 8.0 } else { 20.0 };
     let wd = c.dir("m2");
-    let args = [
-        "-hide_banner",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-f",
-        "null",
-        "-",
-    ];
+    let args = REALTIME_ARGS;
     let env = [
         ("HTTP_PORT", "0".to_string()),
         ("MANAGER_START_DELAY", "1".to_string()),
@@ -193,3 +179,20 @@ pub(crate) fn m2_realtime(c: &Ctx, rep: &mut Report) {
         ],
     );
 }
+
+/// The realtime 25 fps encode of measurements 2 and 10 (against the Python tool).
+pub(crate) const REALTIME_ARGS: [&str; 13] = [
+    "-hide_banner",
+    "-re",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=320x240:rate=25",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-f",
+    "null",
+    "-",
+];

@@ -8,7 +8,7 @@
 use std::fs;
 use std::time::Instant;
 
-use tests::hung_source::{Source, FRAMES, INPUT_ARGS};
+use tests::hung_source::{Source, FRAMES, INPUT_ARGS, STALL_VARS};
 use tests::{decodes_cleanly, probe_duration, procfs};
 
 use crate::procs::Daemon;
@@ -21,19 +21,11 @@ fn one_run(c: &Ctx, name: &str, ffmpeg: &str, grace: &str) -> Option<(f64, bool)
     let wd = c.dir(name);
     let out = c.dir(&format!("{name}.mp4"));
     let source = Source::start(true);
-    let env: Vec<(&str, String)> = [
-        ("FFMPEG_BIN", ffmpeg),
-        ("MANAGER_START_DELAY", "0"),
-        ("ENCODING_CHECK_START_DELAY", "0.5"),
-        ("ENCODING_RATE_WINDOW", "1"),
-        ("ENCODING_MAX_ERROR_TIME", "20"),
-        ("ENCODING_MAX_STDOUT_STUCK_TIME", "1.5"),
-        ("STOP_TIMEOUT", "10"),
-        ("STOP_INPUT_GRACE", grace),
-    ]
-    .iter()
-    .map(|(k, v)| (*k, v.to_string()))
-    .collect();
+    let env: Vec<(&str, String)> = [("FFMPEG_BIN", ffmpeg), ("STOP_INPUT_GRACE", grace)]
+        .iter()
+        .chain(STALL_VARS)
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
     let url = source.url();
     let out_s = out.display().to_string();
     let mut args = vec!["-hide_banner"];

@@ -78,22 +78,8 @@ impl Rt {
     }
 }
 
-/// The realtime encode both sides run in 10a/10b.
-const RT_ARGS: [&str; 13] = [
-    "-hide_banner",
-    "-re",
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc2=size=320x240:rate=25",
-    "-c:v",
-    "libx264",
-    "-preset",
-    "veryfast",
-    "-f",
-    "null",
-    "-",
-];
+/// The realtime encode both sides run in 10a/10b: measurement 2's.
+use crate::encode::REALTIME_ARGS as RT_ARGS;
 
 /// The manager settings of 10a/10b (integers: the Python tool reads them with `int()`).
 const RT_ENV: [(&str, &str); 3] = [
