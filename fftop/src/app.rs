@@ -144,7 +144,7 @@ impl TargetState {
             (_, Some(Health::Failing)) => 1,
             (_, Some(Health::Stalled)) => 2,
             (_, Some(Health::Exited)) => 3,
-            (_, Some(Health::Stopping)) => 4,
+            (_, Some(Health::Stopping | Health::Restarting)) => 4,
             (_, None) => 5,
             (_, Some(Health::WarmingUp)) => 6,
             (_, Some(Health::Ok)) => 7,

@@ -82,6 +82,8 @@ pub fn status(health: Health, fps: Option<f64>, speed: Option<f64>) -> Status {
             ffmpeg_status: FfmpegStatus::Code(1),
             reason: "ffmpeg ended by itself".into(),
         }),
+        run: Default::default(),
+        last_run: None,
     }
 }
 

@@ -12,6 +12,8 @@ pub enum State {
     Starting,
     Running,
     Stopping,
+    /// Between runs: the last run ended and the next starts after the restart delay (SPEC §10).
+    Restarting,
     Exited,
 }
 
@@ -21,6 +23,7 @@ impl State {
             State::Starting => "starting",
             State::Running => "running",
             State::Stopping => "stopping",
+            State::Restarting => "restarting",
             State::Exited => "exited",
         }
     }
@@ -39,6 +42,8 @@ pub enum Health {
     Stalled,
     /// A stop was requested or decided and ffmpeg is finishing.
     Stopping,
+    /// Between runs, waiting for the restart delay (SPEC §10).
+    Restarting,
     Exited,
 }
 
@@ -50,6 +55,7 @@ impl Health {
             Health::Failing => "failing",
             Health::Stalled => "stalled",
             Health::Stopping => "stopping",
+            Health::Restarting => "restarting",
             Health::Exited => "exited",
         }
     }
@@ -59,12 +65,13 @@ impl Health {
         matches!(self, Health::WarmingUp | Health::Ok)
     }
 
-    pub const ALL: [Health; 6] = [
+    pub const ALL: [Health; 7] = [
         Health::WarmingUp,
         Health::Ok,
         Health::Failing,
         Health::Stalled,
         Health::Stopping,
+        Health::Restarting,
         Health::Exited,
     ];
 }
@@ -89,6 +96,52 @@ pub struct Status {
     pub check: Check,
     pub counters: Counters,
     pub exit: Option<ExitInfo>,
+    /// Which run this is and how many restarts there were (SPEC §10); zeros from a wrapperd
+    /// older than restarts.
+    #[serde(default)]
+    pub run: RunInfo,
+    /// The newest record of `status/runs.jsonl`, or `None`.
+    #[serde(default)]
+    pub last_run: Option<RunRecord>,
+}
+
+/// `/status`'s `run` (SPEC §10).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The current (or last) run's number, counted across wrapperd's restarts on the same work
+    /// directory; 0 before the first run.
+    pub number: u64,
+    /// Restarts by this wrapperd.
+    pub restarts: u64,
+    /// Restarts within `RESTART_WINDOW`, the count `RESTART_LIMIT` is compared with.
+    pub restarts_in_window: u64,
+    /// Seconds until the next run starts, while restarting.
+    pub next_start_in_s: Option<f64>,
+}
+
+/// One ended run: a line of `status/runs.jsonl` and an element of `GET /runs` (SPEC §10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's number.
+    pub run: u64,
+    /// When ffmpeg started, RFC 3339 with milliseconds.
+    pub start: String,
+    /// When it ended.
+    pub end: String,
+    /// Seconds between the two.
+    pub duration_s: f64,
+    /// ffmpeg's pid (`None` when it could not be started).
+    pub ffmpeg_pid: Option<u32>,
+    /// ffmpeg's own exit status.
+    pub ffmpeg_status: FfmpegStatus,
+    /// Why the run ended, as the exit reason says it.
+    pub reason: String,
+    /// ffmpeg's own last words when it ended by itself (up to 3 lines joined by ` / `).
+    pub error: Option<String>,
+    /// The newest progress block of the run.
+    pub last_progress: Option<ProgressInfo>,
+    /// The run's last output lines (up to 20).
+    pub last_lines: Vec<String>,
 }
 
 /// The newest progress block as ffmpeg reported it (fps/speed are averages since the start).

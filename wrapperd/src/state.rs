@@ -6,13 +6,17 @@
 //! a batch of lines or a block, the supervisor polls the manager, the API takes [`Snapshot`]s and
 //! formats them after unlocking. This is what lets the output readers never wait on API clients.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use shared::api::{Counters, ExitInfo, Health, ProgressInfo, Rates, Series, State, Status};
+use shared::api::{
+    Counters, ExitInfo, Health, ProgressInfo, Rates, RunInfo, RunRecord, Series, State, Status,
+};
 use shared::progress::{Block, Progress};
 use shared::timefmt;
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::manager::{Manager, Rules, Stop};
@@ -24,6 +28,7 @@ use points::{Points, RatePoint};
 
 /// Everything behind the lock.
 #[derive(Debug)]
+#[allow(dead_code)] // SKELETON: fields used once the restart loop lands
 struct Inner {
     /// ffmpeg's stdout and stderr lines.
     lines: Ring,
@@ -45,6 +50,60 @@ struct Inner {
     stopping_reason: Option<String>,
     /// How ffmpeg ended and the exit code decided, once it did.
     exit: Option<ExitInfo>,
+    /// Run number and restart counts (`next_start_in_s` is computed from `next_start`).
+    run: RunInfo,
+    /// While restarting: why, and when the next run starts.
+    restarting: Option<(String, Instant)>,
+    /// The newest ended run (also the last line of `runs.jsonl`).
+    last_run: Option<RunRecord>,
+    /// The newest ended runs as their JSON lines, oldest first (`GET /runs`), at most
+    /// [`RUNS_KEPT`].
+    runs: std::collections::VecDeque<std::sync::Arc<str>>,
+    /// A control request accepted by the API and not yet taken by the supervisor.
+    control: Option<ControlRequest>,
+}
+
+/// The newest runs kept in `runs.jsonl` and in memory (SPEC §10).
+#[allow(dead_code)] // SKELETON
+pub const RUNS_KEPT: usize = 1000;
+
+/// What a control request asks (SPEC §10: `POST /stop`, `POST /restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // SKELETON
+pub enum Control {
+    /// Stop gracefully and exit, as `SIGTERM` does; no restart.
+    Stop,
+    /// Stop the run gracefully and start a new one at once.
+    Restart,
+}
+
+#[allow(dead_code)] // SKELETON
+impl Control {
+    /// `stop` or `restart`, as the answer's `accepted` says.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Control::Stop => "stop",
+            Control::Restart => "restart",
+        }
+    }
+}
+
+/// A control request with where it came from (`socket`, or the TCP peer), for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlRequest {
+    /// What is asked.
+    pub what: Control,
+    /// Who asked: `socket` or the TCP peer's address.
+    pub origin: String,
+}
+
+/// Why a control request was refused (`409`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(dead_code)] // SKELETON
+pub enum ControlRefused {
+    /// A stop is under way, or wrapperd has exited.
+    #[error("wrapperd is already stopping")]
+    Stopping,
 }
 
 /// One wrapperd as all its tasks see it: its fixed facts, and its changing state behind a lock.
@@ -63,8 +122,14 @@ pub struct Daemon {
     /// The status writer's thread, unparked on every change of state or exit, to rewrite
     /// status.json at once.
     status_thread: OnceLock<Thread>,
+    /// Woken when the API accepts a control request ([`Daemon::control`]).
+    pub(crate) control_wake: Notify,
+    /// When the supervisor's loop last went round, milliseconds since `started` (`/livez`, the
+    /// systemd watchdog).
+    beat_ms: AtomicU64,
 }
 
+#[allow(dead_code)] // SKELETON: control, beat and runs are used once the restart loop lands
 impl Daemon {
     pub fn new(config: Config, cmd: Vec<String>) -> Daemon {
         let started = Instant::now();
@@ -80,6 +145,11 @@ impl Daemon {
             ffmpeg_start_ms: None,
             stopping_reason: None,
             exit: None,
+            run: RunInfo::default(),
+            restarting: None,
+            last_run: None,
+            runs: Default::default(),
+            control: None,
         };
         Daemon {
             config,
@@ -88,7 +158,60 @@ impl Daemon {
             started,
             inner: Mutex::new(inner),
             status_thread: OnceLock::new(),
+            control_wake: Notify::new(),
+            beat_ms: AtomicU64::new(0),
         }
+    }
+
+    /// The supervisor's loop is alive: it calls this every time it goes round, and at least
+    /// once a second.
+    pub fn beat(&self) {
+        let ms = self.started.elapsed().as_millis();
+        self.beat_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How long ago the supervisor's loop last went round.
+    pub fn beat_age(&self) -> Duration {
+        let at = Duration::from_millis(self.beat_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(at)
+    }
+
+    /// Asks the supervisor to stop or restart (the API's `POST /stop`, `POST /restart`).
+    /// Refused while a stop is under way, once wrapperd has exited, or while another request
+    /// waits to be taken.
+    pub fn control(&self, what: Control, origin: String) -> Result<(), ControlRefused> {
+        let mut g = self.lock();
+        if matches!(g.state, State::Stopping | State::Exited) || g.control.is_some() {
+            return Err(ControlRefused::Stopping);
+        }
+        g.control = Some(ControlRequest { what, origin });
+        drop(g);
+        self.control_wake.notify_one();
+        Ok(())
+    }
+
+    /// The control request waiting to be acted on, taken.
+    pub(crate) fn take_control(&self) -> Option<ControlRequest> {
+        self.lock().control.take()
+    }
+
+    /// The newest `count` ended runs (0: all held), oldest first, as a JSON array.
+    pub fn runs_json(&self, count: usize) -> String {
+        let g = self.lock();
+        let skip = match count {
+            0 => 0,
+            n => g.runs.len().saturating_sub(n),
+        };
+        let mut out = String::from("[");
+        for (i, line) in g.runs.iter().skip(skip).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(line);
+        }
+        out.push(']');
+        out
     }
 
     /// The lock; a panic elsewhere never makes the state unreadable.
@@ -241,6 +364,14 @@ impl Daemon {
                 progress_blocks: g.blocks.total(),
             },
             exit: g.exit.clone(),
+            run: RunInfo {
+                next_start_in_s: g
+                    .restarting
+                    .as_ref()
+                    .map(|(_, at)| at.saturating_duration_since(now).as_secs_f64()),
+                ..g.run.clone()
+            },
+            last_run: g.last_run.clone(),
         }
     }
 
@@ -340,6 +471,16 @@ fn health_of(g: &Inner, now: Instant) -> (Health, Option<String>) {
                     .clone()
                     .unwrap_or_else(|| "stopping".to_string()),
             ),
+        ),
+        State::Restarting => (
+            Health::Restarting,
+            Some(g.restarting.as_ref().map_or_else(
+                || "restarting".to_string(),
+                |(why, at)| {
+                    let left = at.saturating_duration_since(now).as_secs_f64();
+                    format!("{why}; next start in {left:.1} s")
+                },
+            )),
         ),
         State::Starting | State::Running => g.manager.health(now),
     }

@@ -42,6 +42,28 @@ pub enum RotationMode {
     Size,
 }
 
+/// What happens when a run ends (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Exit after the run (the outer restart policy takes over).
+    Never,
+    /// A new run when the manager stopped ffmpeg or it ended with a non-zero status or a signal.
+    OnFailure,
+    /// Also after ffmpeg ended by itself with status 0.
+    Always,
+}
+
+impl RestartPolicy {
+    /// The word of `RESTART`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Never => "never",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
 /// One variable of the table: its name, its default as text, and what it means (for `--help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VarDoc {
@@ -199,6 +221,39 @@ vars! {
     exit_code_passthrough: bool = "EXIT_CODE_PASSTHROUGH" ["false"] flag(),
         "exit with ffmpeg's own status",
         ok "1" => "true", bad [];
+    restart: RestartPolicy = "RESTART" ["never"] restart(),
+        "never, on-failure or always: start a new run when one ends (SPEC 10)",
+        ok " On-Failure " => "on-failure", bad ["sometimes", "onfailure", "1"];
+    restart_delay: Duration = "RESTART_DELAY" ["1"] seconds(),
+        "seconds before the first restart; doubled after each one",
+        ok "0.001" => "0.001", bad ["-1", "soon"];
+    restart_max_delay: Duration = "RESTART_MAX_DELAY" ["60"] seconds(),
+        "the longest restart delay, in seconds",
+        ok "8" => "8", bad ["-8", "x"];
+    restart_reset_after: Duration = "RESTART_RESET_AFTER" ["60"] seconds(),
+        "seconds of health (ok) after which the delay is back to RESTART_DELAY",
+        ok "2.5" => "2.5", bad ["-2", "y"];
+    restart_limit: u64 = "RESTART_LIMIT" ["0"] count(0, "an integer >= 0"),
+        "give up after more restarts than this within RESTART_WINDOW; 0: never",
+        ok "3" => "3", bad ["-1", "1.5", "x"];
+    restart_window: Duration = "RESTART_WINDOW" ["600"] seconds(),
+        "seconds over which RESTART_LIMIT counts restarts",
+        ok "60" => "60", bad ["-1", "z"];
+    max_runtime: Option<Duration> = "MAX_RUNTIME" ["unset"] positive_seconds(),
+        "stop each run gracefully after this many seconds (> 0)",
+        ok "3600" => "3600", bad ["0", "-1", "1h"];
+    ffmpeg_max_rss_mb: Option<u64> = "FFMPEG_MAX_RSS_MB" ["unset"] optional_count(),
+        "stop ffmpeg (reason memory) when its resident MiB stay above this",
+        ok "512" => "512", bad ["0", "-5", "1.5", "lots"];
+    ffmpeg_log_to_stderr: bool = "FFMPEG_LOG_TO_STDERR" ["false"] flag(),
+        "also write ffmpeg's output lines (not its stats) to wrapperd's stderr",
+        ok "1" => "true", bad [];
+    api_control_token: Option<String> = "API_CONTROL_TOKEN" ["unset"] secret(),
+        "bearer token for POST /stop and /restart on TCP (also grants reading)",
+        ok "k3y" => "(set)", bad [];
+    api_read_only: bool = "API_READ_ONLY" ["false"] flag(),
+        "refuse POST /stop and /restart on every listener (403)",
+        ok "true" => "true", bad [];
 }
 
 impl Default for Config {
@@ -389,7 +444,7 @@ mod tests {
         let eff: Vec<_> = c.effective_values().into_iter().map(|(k, _)| k).collect();
         let doc: Vec<_> = VARS.iter().map(|v| v.name).collect();
         assert_eq!(eff, doc);
-        assert_eq!(doc.len(), 26);
+        assert_eq!(doc.len(), 37);
         let usage = Config::usage();
         for v in VARS {
             let line = format!("  {:<31} [{}] {}\n", v.name, v.default, v.meaning);

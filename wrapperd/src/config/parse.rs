@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, RotationMode};
+use super::{ConfigError, RestartPolicy, RotationMode};
 
 /// One variable as found in the environment, handed to its parser.
 pub(super) struct Raw<'a> {
@@ -99,6 +99,44 @@ impl Raw<'_> {
         }
     }
 
+    /// `never`, `on-failure` or `always`, any case.
+    pub(super) fn restart(&self) -> Result<RestartPolicy, ConfigError> {
+        let v = self.trimmed();
+        [
+            RestartPolicy::Never,
+            RestartPolicy::OnFailure,
+            RestartPolicy::Always,
+        ]
+        .into_iter()
+        .find(|p| v.eq_ignore_ascii_case(p.as_str()))
+        .ok_or_else(|| self.bad(v, "never, on-failure or always"))
+    }
+
+    /// A number of seconds `> 0`, fractions allowed; unset or blank is `None`.
+    pub(super) fn positive_seconds(&self) -> Result<Option<Duration>, ConfigError> {
+        let Some(v) = self.value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        v.parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n > 0.0)
+            .and_then(|n| Duration::try_from_secs_f64(n).ok())
+            .map(Some)
+            .ok_or_else(|| self.bad(v, "a number of seconds > 0 (fractions allowed), or unset"))
+    }
+
+    /// An unsigned integer `>= 1`; unset or blank is `None`.
+    pub(super) fn optional_count(&self) -> Result<Option<u64>, ConfigError> {
+        let Some(v) = self.value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        v.parse::<u64>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .map(Some)
+            .ok_or_else(|| self.bad(v, "an integer >= 1, or unset"))
+    }
+
     /// An IPv4 or IPv6 address (brackets allowed), or `localhost`.
     pub(super) fn host(&self) -> Result<IpAddr, ConfigError> {
         match self.value.filter(|v| !v.is_empty()).unwrap_or(self.default) {
@@ -163,6 +201,26 @@ impl Effective for RotationMode {
             RotationMode::Days => "days".into(),
             RotationMode::Size => "size".into(),
         }
+    }
+}
+
+impl Effective for RestartPolicy {
+    fn effective(&self) -> String {
+        self.as_str().into()
+    }
+}
+
+/// The value, or empty when unset.
+impl Effective for Option<Duration> {
+    fn effective(&self) -> String {
+        self.map(|d| d.effective()).unwrap_or_default()
+    }
+}
+
+/// The value, or empty when unset.
+impl Effective for Option<u64> {
+    fn effective(&self) -> String {
+        self.map(|n| n.to_string()).unwrap_or_default()
     }
 }
 
