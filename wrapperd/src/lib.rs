@@ -35,6 +35,7 @@ mod output;
 mod output_props;
 mod rates;
 mod ring;
+mod runs;
 pub mod signals;
 mod state;
 pub mod supervisor;

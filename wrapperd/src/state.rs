@@ -6,8 +6,9 @@
 //! a batch of lines or a block, the supervisor polls the manager, the API takes [`Snapshot`]s and
 //! formats them after unlocking. This is what lets the output readers never wait on API clients.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,7 @@ struct Inner {
     last_run: Option<RunRecord>,
     /// The newest ended runs as their JSON lines, oldest first (`GET /runs`), at most
     /// [`RUNS_KEPT`].
-    runs: std::collections::VecDeque<std::sync::Arc<str>>,
+    runs: VecDeque<Arc<str>>,
     /// A control request accepted by the API and not yet taken by the supervisor.
     control: Option<ControlRequest>,
 }
@@ -219,8 +220,9 @@ impl Daemon {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// ffmpeg was spawned at `at` with `pid`. Returns the start's unix time in ms, the one
-    /// `/start_time` and `/status` show (status/START_TIME is written from it too).
+    /// ffmpeg was spawned at `at` with `pid`: a new run begins, with its own warm-up and fresh
+    /// base values (a new manager), and no progress yet. Returns the start's unix time in ms,
+    /// the one `/start_time` and `/status` show (status/START_TIME is written from it too).
     pub fn ffmpeg_started(&self, pid: u32, at: Instant) -> i64 {
         let start_ms = timefmt::now_ms();
         let mut g = self.lock();
@@ -228,9 +230,83 @@ impl Daemon {
         g.ffmpeg_start_ms = Some(start_ms);
         g.state = State::Running;
         g.manager = Manager::new(Rules::from_config(&self.config), self.started, at);
+        g.last_progress = None;
+        g.stopping_reason = None;
+        g.restarting = None;
+        g.run.number += 1;
         drop(g);
         self.wake_status();
         start_ms
+    }
+
+    /// The current (or last) run's number.
+    pub(crate) fn run_number(&self) -> u64 {
+        self.lock().run.number
+    }
+
+    /// What `runs.jsonl` held at start: the numbering continues from it.
+    pub(crate) fn set_history(
+        &self,
+        lines: VecDeque<Arc<str>>,
+        last: Option<RunRecord>,
+        number: u64,
+    ) {
+        let mut g = self.lock();
+        g.runs = lines;
+        g.last_run = last;
+        g.run.number = number;
+    }
+
+    /// A run ended: its record is the newest (`/status` `last_run`, `/runs`).
+    pub(crate) fn run_ended(&self, record: RunRecord, line: Arc<str>) {
+        let mut g = self.lock();
+        g.runs.push_back(line);
+        while g.runs.len() > RUNS_KEPT {
+            g.runs.pop_front();
+        }
+        g.last_run = Some(record);
+        drop(g);
+        self.wake_status();
+    }
+
+    /// Between runs until `next_start`, for `why` (the ended run and its reason).
+    pub(crate) fn set_restarting(&self, why: String, next_start: Instant) {
+        let mut g = self.lock();
+        g.state = State::Restarting;
+        g.restarting = Some((why, next_start));
+        drop(g);
+        self.wake_status();
+    }
+
+    /// The restart counts `/status` shows.
+    pub(crate) fn set_restarts(&self, restarts: u64, in_window: u64) {
+        let mut g = self.lock();
+        g.run.restarts = restarts;
+        g.run.restarts_in_window = in_window;
+    }
+
+    /// Output lines pushed so far (a run's lines are those pushed after its start).
+    pub(crate) fn lines_total(&self) -> u64 {
+        self.lock().lines.total()
+    }
+
+    /// The newest lines pushed after the first `since` ones, at most `max`, oldest first.
+    pub(crate) fn lines_since(&self, since: u64, max: usize) -> Vec<String> {
+        let g = self.lock();
+        let n = usize::try_from(g.lines.total().saturating_sub(since))
+            .unwrap_or(usize::MAX)
+            .min(max);
+        if n == 0 {
+            return Vec::new();
+        }
+        let snap = g.lines.snapshot(n);
+        drop(g);
+        snap.iter().map(|(_, l)| l.to_string()).collect()
+    }
+
+    /// The newest block of the current (or just ended) run, as `/status` shows it.
+    pub(crate) fn last_progress(&self) -> Option<ProgressInfo> {
+        progress_info(&self.lock())
     }
 
     /// ffmpeg's pid, once spawned (it stays after ffmpeg exited).
@@ -330,17 +406,7 @@ impl Daemon {
         let g = self.lock();
         let (health, reason) = health_of(&g, now);
         let rates = g.manager.rates();
-        let progress = g.last_progress.as_ref().map(|(at, p)| ProgressInfo {
-            at: timefmt::rfc3339_ms(*at),
-            frame: p.frame,
-            fps: p.fps,
-            speed: p.speed,
-            bitrate_kbps: p.bitrate_kbps,
-            total_size: p.total_size,
-            out_time_us: p.out_time_us,
-            dup_frames: p.dup_frames,
-            drop_frames: p.drop_frames,
-        });
+        let progress = progress_info(&g);
         Status {
             version: shared::VERSION.to_string(),
             state: g.state,
@@ -429,6 +495,8 @@ impl Daemon {
             log_lines: g.lines.total(),
             progress_blocks: g.blocks.total(),
             exited: g.exit.is_some(),
+            run: g.run.number,
+            runs_ended: g.last_run.as_ref().map(|r| r.run),
         }
     }
 }
@@ -452,6 +520,24 @@ pub(crate) struct ChangeMark {
     pub(crate) progress_blocks: u64,
     /// The exit is decided.
     pub(crate) exited: bool,
+    /// The run's number (a new run writes `FFMPEG_PID` and `START_TIME` again).
+    pub(crate) run: u64,
+    /// The newest ended run's number.
+    pub(crate) runs_ended: Option<u64>,
+}
+
+fn progress_info(g: &Inner) -> Option<ProgressInfo> {
+    g.last_progress.as_ref().map(|(at, p)| ProgressInfo {
+        at: timefmt::rfc3339_ms(*at),
+        frame: p.frame,
+        fps: p.fps,
+        speed: p.speed,
+        bitrate_kbps: p.bitrate_kbps,
+        total_size: p.total_size,
+        out_time_us: p.out_time_us,
+        dup_frames: p.dup_frames,
+        drop_frames: p.drop_frames,
+    })
 }
 
 fn health_of(g: &Inner, now: Instant) -> (Health, Option<String>) {

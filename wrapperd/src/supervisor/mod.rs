@@ -14,10 +14,12 @@
 //! reaped); [`status`] keeps the `status/` files current. [`grace`] and [`input`] end ffmpeg's
 //! network inputs when it does not stop (SPEC §9).
 
+mod between;
 mod child;
 mod grace;
 mod input;
 mod phase;
+mod restart;
 mod setup;
 mod status;
 
@@ -27,7 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::unistd::Pid;
-use shared::api::{ExitInfo, FfmpegStatus};
+use shared::api::{ExitInfo, FfmpegStatus, RunRecord};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,60 +40,204 @@ pub use setup::SetupError;
 use crate::api;
 use crate::config::Config;
 use crate::logfile::LogSink;
-use crate::state::Daemon;
+use crate::logging;
+use crate::runs::{self, RunLog};
+use crate::state::{Control, Daemon};
 use crate::workdir::WorkDir;
-use phase::{Inputs, Phase, Supervisor};
-use setup::{Running, Started};
+use between::Between;
+use phase::{Inputs, Outcome, Phase, RunClock, StopCause, Supervisor};
+use restart::{Backoff, Ending, Next};
+use setup::{RunIo, Spawned};
 use status::StatusWriter;
 
-/// Runs ffmpeg with `args` under `config` until it ends; returns wrapperd's exit status.
-/// `shutdown` resolving asks for a graceful stop, as `SIGTERM` does.
+/// ffmpeg's last lines printed on wrapperd's stderr when it ended by itself (SPEC §10).
+const STDERR_LAST_LINES: usize = 10;
+
+/// Runs ffmpeg with `args` under `config`, run after run as `RESTART` says, until wrapperd
+/// exits; returns its exit status. `shutdown` resolving asks for a graceful stop, as `SIGTERM`
+/// does.
 pub async fn run(
     config: Config,
     args: Vec<OsString>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<i32, SetupError> {
-    let running = match setup::setup(config, &args).await? {
-        Started::Running(r) => r,
-        Started::NotStarted(parts, code, reason) => {
-            return Ok(parts.finish(code, FfmpegStatus::NotStarted, reason).await)
+    let (mut life, signals) = setup::prepare(config, &args)?;
+    let mut run = match life.spawn(&args)? {
+        Spawned::Running(r) => r,
+        Spawned::NotStarted(code, reason) => {
+            return Ok(life
+                .parts
+                .finish(code, FfmpegStatus::NotStarted, reason)
+                .await)
         }
     };
-    let Running {
-        ffmpeg,
-        signals,
-        wake,
-        readers,
-        progress_reader,
-        progress_hold,
-        parts,
-    } = running;
+    let shared = life.parts.shared.clone();
+    let mut backoff = Backoff::new(restart::Rules::from_config(&shared.config));
     let mut sup = Supervisor {
-        child: ffmpeg,
+        child: run.ffmpeg,
         events: Inputs {
             signals,
             shutdown: Box::pin(shutdown),
             shutdown_seen: false,
         },
-        shared: parts.shared.clone(),
-        wake,
-        logs: parts.logs.clone(),
-        stop_timeout: parts.shared.config.stop_timeout,
+        shared: shared.clone(),
+        wake: run.wake.clone(),
+        logs: life.parts.logs.clone(),
+        stop_timeout: shared.config.stop_timeout,
         phase: Phase::Running,
+        run: RunClock::new(Instant::from_std(run.at)),
     };
-    let outcome = sup.supervise().await;
-    drop(sup); // and with it ffmpeg's stdin.
+    loop {
+        let ended = run_once(&mut sup, run.io, life.parts.runlog.as_ref()).await;
+        let (code, status, reason) = (ended.code, ended.outcome.status, ended.reason.clone());
+        let ending = ending_of(&ended.outcome);
+        let now = Instant::now();
+        let next = backoff.decide(ending, ended.outcome.healthy_for, now.into_std());
+        let delay = match next {
+            Next::Exit => return Ok(life.parts.finish(code, status, reason).await),
+            Next::GiveUp { restarts } => {
+                let window = backoff.rules().window.as_secs_f64();
+                let why = format!("gave up: {restarts} restarts in {window} s; last run: {reason}");
+                return Ok(life.parts.finish(code, status, why).await);
+            }
+            Next::Restart { delay } => delay,
+        };
+        if !delay.is_zero() {
+            let why = format!("run {} ended ({reason})", ended.number);
+            tracing::info!("{why}; restarting in {} s", delay.as_secs_f64());
+            shared.set_restarting(why, (now + delay).into_std());
+            match sup.between_runs(now + delay).await {
+                Between::Elapsed => {}
+                Between::RestartNow(origin) => {
+                    tracing::info!("restart requested by POST /restart ({origin}): starting now")
+                }
+                Between::Stop(why) => return Ok(life.parts.finish(0, status, why).await),
+            }
+        }
+        backoff.restarted(ending, std::time::Instant::now());
+        shared.set_restarts(
+            backoff.total(),
+            backoff.in_window(std::time::Instant::now()),
+        );
+        run = match life.spawn(&args) {
+            Ok(Spawned::Running(r)) => r,
+            Ok(Spawned::NotStarted(code, why)) => {
+                return Ok(life.parts.finish(code, FfmpegStatus::NotStarted, why).await)
+            }
+            Err(e) => {
+                let why = format!("cannot start the next run: {e}");
+                return Ok(life.parts.finish(1, status, why).await);
+            }
+        };
+        sup.child = run.ffmpeg;
+        sup.wake = run.wake.clone();
+        sup.phase = Phase::Running;
+        sup.run = RunClock::new(Instant::from_std(run.at));
+    }
+}
 
+/// How the restart policy sees a run's end.
+fn ending_of(o: &Outcome) -> Ending {
+    if o.signalled {
+        return Ending::StopAsked;
+    }
+    match &o.cause {
+        None if o.status == FfmpegStatus::Code(0) => Ending::Clean,
+        None => Ending::Failed,
+        Some(StopCause::Signal(_)) => Ending::StopAsked,
+        Some(StopCause::Control(req)) if req.what == Control::Stop => Ending::StopAsked,
+        Some(StopCause::Control(_)) => Ending::RestartAsked,
+        Some(StopCause::MaxRuntime(_)) => Ending::MaxRuntime,
+        Some(StopCause::Manager(_)) => Ending::Manager,
+    }
+}
+
+/// One run's end, judged and recorded.
+struct Ended {
+    /// The run's number.
+    number: u64,
+    /// How it ended.
+    outcome: Outcome,
+    /// wrapperd's exit status if it exits now.
+    code: i32,
+    /// The exit reason if it exits now (ffmpeg's last words in it when it ended by itself).
+    reason: String,
+}
+
+/// Supervises one run until ffmpeg has ended and its output is drained, then records it.
+async fn run_once<E: phase::Events>(
+    sup: &mut Supervisor<child::Ffmpeg, E>,
+    io: RunIo,
+    runlog: Option<&RunLog>,
+) -> Ended {
+    let outcome = sup.supervise().await;
+    sup.child.stdin = None;
     // ffmpeg is gone: take in what it wrote last, bounded in case a grandchild holds a pipe.
     let drain = Duration::from_secs(2);
-    for r in readers {
+    for r in io.readers {
         let _ = tokio::time::timeout(drain, r).await;
     }
-    drop(progress_hold);
-    let _ = tokio::time::timeout(drain, progress_reader).await;
+    drop(io.progress_hold);
+    let _ = tokio::time::timeout(drain, io.progress_reader).await;
 
-    let (code, reason) = phase::judge(&parts.shared.config, &outcome);
-    Ok(parts.finish(code, outcome.status, reason).await)
+    let shared = &sup.shared;
+    let lines = shared.lines_since(io.lines_from, 64);
+    let by_itself = outcome.cause.is_none();
+    let words = if by_itself {
+        runs::last_words(&lines)
+    } else {
+        None
+    };
+    let (code, reason) = phase::judge(&shared.config, &outcome, words.as_deref());
+    if by_itself {
+        print_last_lines(&lines);
+    }
+    let number = shared.run_number();
+    let start_ms = shared
+        .ffmpeg_start_ms()
+        .unwrap_or_else(shared::timefmt::now_ms);
+    let end_ms = shared::timefmt::now_ms();
+    let record = RunRecord {
+        run: number,
+        start: shared::timefmt::rfc3339_ms(start_ms),
+        end: shared::timefmt::rfc3339_ms(end_ms),
+        duration_s: sup.run.started.elapsed().as_secs_f64(),
+        ffmpeg_pid: shared.ffmpeg_pid(),
+        ffmpeg_status: outcome.status,
+        reason: reason.clone(),
+        error: words,
+        last_progress: shared.last_progress(),
+        last_lines: lines[lines.len().saturating_sub(runs::RECORD_LINES)..]
+            .iter()
+            .map(|l| runs::clip(l))
+            .collect(),
+    };
+    tracing::info!("run {number} ended: {reason}");
+    let line = runs::to_line(&record);
+    if let Some(log) = runlog {
+        log.append(line.clone());
+    }
+    shared.run_ended(record, line);
+    Ended {
+        number,
+        outcome,
+        code,
+        reason,
+    }
+}
+
+/// ffmpeg ended by itself: its last lines (not its stats) on wrapperd's stderr, so a user in a
+/// terminal sees why without opening `ffmpeg.log`.
+fn print_last_lines(lines: &[String]) {
+    let words: Vec<&String> = lines.iter().filter(|l| !runs::is_stats_line(l)).collect();
+    let tail = &words[words.len().saturating_sub(STDERR_LAST_LINES)..];
+    if tail.is_empty() {
+        return;
+    }
+    logging::stderr_line(&format!("ffmpeg's last {} lines:", tail.len()));
+    for l in tail {
+        logging::stderr_line(&format!("  ffmpeg| {l}"));
+    }
 }
 
 /// What a run holds until its end: the state, the API, the tasks, the log files and the work
@@ -106,6 +253,8 @@ pub(crate) struct Parts {
     token: CancellationToken,
     /// The status files' writer, once ffmpeg has been spawned (or could not be).
     status: Option<StatusWriter>,
+    /// `status/runs.jsonl`'s writer.
+    runlog: Option<RunLog>,
     /// `ffmpeg.log` and `wrapperd.log`, unless `NO_FILE_LOG`.
     logs: Option<(LogSink, LogSink)>,
     /// Holds the work directory's lock until wrapperd has finished.
@@ -123,6 +272,9 @@ impl Parts {
         });
         if let Some(s) = self.status {
             s.stop(Duration::from_secs(3));
+        }
+        if let Some(r) = self.runlog {
+            r.close(Duration::from_secs(3));
         }
         self.token.cancel();
         self.api.shutdown().await;

@@ -29,7 +29,11 @@ use crate::config::Config;
 use crate::logfile::LogSink;
 use crate::manager::Stop;
 use crate::signals::{Event, Signals};
-use crate::state::Daemon;
+use crate::state::{ControlRequest, Daemon};
+
+/// How often the loop goes round when nothing happens: the heartbeat of `/livez` and the
+/// systemd watchdog ([`Daemon::beat`]).
+pub(crate) const BEAT: Duration = Duration::from_secs(1);
 
 /// What the loop does to ffmpeg; [`super::child::Ffmpeg`] is the real one.
 pub(crate) trait Child {
@@ -75,8 +79,14 @@ impl<F: Future<Output = ()>> Events for Inputs<F> {
 /// Why ffmpeg was asked to stop.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum StopCause {
+    /// A stop signal to wrapperd (or the shutdown future).
     Signal(Signal),
+    /// The manager's decision.
     Manager(Stop),
+    /// `POST /stop` or `POST /restart`.
+    Control(ControlRequest),
+    /// `MAX_RUNTIME` passed.
+    MaxRuntime(Duration),
 }
 
 impl StopCause {
@@ -88,6 +98,15 @@ impl StopCause {
                 stop.reason.as_str(),
                 stop.message
             ),
+            StopCause::Control(req) => format!(
+                "{} requested by POST /{} ({})",
+                req.what.as_str(),
+                req.what.as_str(),
+                req.origin
+            ),
+            StopCause::MaxRuntime(d) => {
+                format!("MAX_RUNTIME reached ({} s)", d.as_secs_f64())
+            }
         }
     }
 }
@@ -139,6 +158,11 @@ pub(crate) struct Outcome {
     pub(crate) killed: bool,
     /// What ending its inputs did (SPEC §9), for the exit reason; `None` when not done.
     pub(crate) inputs_note: Option<String>,
+    /// A stop signal to wrapperd came during the run (as its cause or during another stop):
+    /// wrapperd exits after it, whatever the restart policy says.
+    pub(crate) signalled: bool,
+    /// The run's longest stretch of `ok` health (for `RESTART_RESET_AFTER`).
+    pub(crate) healthy_for: Duration,
 }
 
 /// What wakes the loop.
@@ -148,6 +172,39 @@ enum Wake {
     ManagerDeadline,
     StopTimeout,
     InputGrace,
+    Control,
+    MaxRuntime,
+    Beat,
+}
+
+/// The run's clock: when it started, and its longest stretch of `ok` health so far.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunClock {
+    /// When ffmpeg was spawned (`MAX_RUNTIME` counts from here).
+    pub(crate) started: Instant,
+    /// Since when the health has been `ok`, if it is.
+    ok_since: Option<Instant>,
+    /// The longest stretch of `ok` seen.
+    best: Duration,
+}
+
+impl RunClock {
+    pub(crate) fn new(started: Instant) -> RunClock {
+        RunClock {
+            started,
+            ok_since: None,
+            best: Duration::ZERO,
+        }
+    }
+
+    /// The health is `ok` (or not) at `now`.
+    fn observe(&mut self, ok: bool, now: Instant) {
+        match (ok, self.ok_since) {
+            (true, None) => self.ok_since = Some(now),
+            (true, Some(since)) => self.best = self.best.max(now - since),
+            (false, _) => self.ok_since = None,
+        }
+    }
 }
 
 /// The loop's state: the child, where signals come from, and the phase.
@@ -166,6 +223,8 @@ pub(crate) struct Supervisor<C, E> {
     pub(crate) stop_timeout: Duration,
     /// Where ffmpeg's life is.
     pub(crate) phase: Phase,
+    /// The current run's clock.
+    pub(crate) run: RunClock,
 }
 
 impl<C: Child, E: Events> Supervisor<C, E> {
@@ -175,9 +234,15 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             if let Some(status) = self.child.reap() {
                 return self.outcome(status);
             }
-            match self.wait().await {
+            let wake = self.wait().await;
+            self.shared.beat();
+            match wake {
                 Wake::Signal(ev) => self.on_event(ev),
-                Wake::Progress | Wake::ManagerDeadline => {}
+                Wake::Progress | Wake::ManagerDeadline | Wake::Beat => {}
+                Wake::Control => self.on_control(),
+                Wake::MaxRuntime => self.begin_stop(StopCause::MaxRuntime(
+                    self.shared.config.max_runtime.unwrap_or_default(),
+                )),
                 Wake::StopTimeout => self.kill(&format!(
                     "ffmpeg did not stop within STOP_TIMEOUT ({} s): killing it",
                     self.stop_timeout.as_secs_f64()
@@ -188,6 +253,10 @@ impl<C: Child, E: Events> Supervisor<C, E> {
                 if let Some(stop) = self.manager_decision() {
                     self.begin_stop(StopCause::Manager(stop));
                 }
+            }
+            if self.phase == Phase::Running {
+                let ok = self.shared.health().0 == shared::api::Health::Ok;
+                self.run.observe(ok, Instant::now());
             }
         }
     }
@@ -208,27 +277,53 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             _ => None,
         };
         let grace_at = self.input_grace_at();
+        let runtime_at = match (self.phase == Phase::Running, self.shared.config.max_runtime) {
+            (true, Some(max)) => Some(self.run.started + max),
+            _ => None,
+        };
         tokio::select! {
             ev = self.events.next() => Wake::Signal(ev),
             () = self.wake.notified() => Wake::Progress,
+            () = self.shared.control_wake.notified() => Wake::Control,
             () = sleep_until(deadline), if deadline.is_some() => Wake::ManagerDeadline,
             () = sleep_until(kill_at), if kill_at.is_some() => Wake::StopTimeout,
             () = sleep_until(grace_at), if grace_at.is_some() => Wake::InputGrace,
+            () = sleep_until(runtime_at), if runtime_at.is_some() => Wake::MaxRuntime,
+            () = tokio::time::sleep(BEAT) => Wake::Beat,
         }
+    }
+
+    /// A control request from the API: a stop (no restart) or a restart, gracefully.
+    fn on_control(&mut self) {
+        let Some(req) = self.shared.take_control() else {
+            return;
+        };
+        if self.phase != Phase::Running {
+            tracing::info!(
+                "POST /{} ({}) while ffmpeg is being stopped: nothing more to do",
+                req.what.as_str(),
+                req.origin
+            );
+            return;
+        }
+        self.begin_stop(StopCause::Control(req));
     }
 
     fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Child => {}
-            Event::Rotate => {
-                if let Some((f, w)) = &self.logs {
-                    f.rotate();
-                    w.rotate();
-                }
-                tracing::info!("SIGHUP: logs rotated");
-            }
+            Event::Rotate => self.rotate_logs(),
             Event::Stop(sig) => self.on_stop_signal(sig),
         }
+    }
+
+    /// `SIGHUP`: both logs start a new file now.
+    pub(crate) fn rotate_logs(&self) {
+        if let Some((f, w)) = &self.logs {
+            f.rotate();
+            w.rotate();
+        }
+        tracing::info!("SIGHUP: logs rotated");
     }
 
     /// A stop signal to wrapperd: the first stops gracefully, the second kills.
@@ -245,7 +340,7 @@ impl<C: Child, E: Events> Supervisor<C, E> {
         if !*signalled {
             *signalled = true;
             tracing::info!(
-                "{sig} while ffmpeg is being stopped ({}): letting it finish; \
+                "{sig} while ffmpeg is being stopped ({}): letting it finish, then exiting; \
                  a second signal kills it",
                 cause.describe()
             );
@@ -295,17 +390,22 @@ impl<C: Child, E: Events> Supervisor<C, E> {
                 cause: None,
                 killed: false,
                 inputs_note: None,
+                signalled: false,
+                healthy_for: self.run.best,
             },
             Phase::Stopping {
                 cause,
                 killed,
                 inputs,
+                signalled,
                 ..
             } => Outcome {
                 status,
                 cause: Some(cause.clone()),
                 killed: *killed,
                 inputs_note: self.inputs_note(*inputs, *killed),
+                signalled: *signalled,
+                healthy_for: self.run.best,
             },
         }
     }
@@ -318,8 +418,9 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
-/// The exit status and reason of SPEC §7's table.
-pub(crate) fn judge(config: &Config, outcome: &Outcome) -> (i32, String) {
+/// The exit status and reason of SPEC §7's table; `words` are ffmpeg's own last words, put in
+/// the reason when it ended by itself (SPEC §10).
+pub(crate) fn judge(config: &Config, outcome: &Outcome, words: Option<&str>) -> (i32, String) {
     let st = outcome.status;
     let Some(cause) = &outcome.cause else {
         let code = if config.exit_code_passthrough {
@@ -327,7 +428,11 @@ pub(crate) fn judge(config: &Config, outcome: &Outcome) -> (i32, String) {
         } else {
             1
         };
-        return (code, format!("ffmpeg ended by itself with status {st}"));
+        let reason = match words {
+            Some(w) => format!("ffmpeg ended by itself with status {st}: {w}"),
+            None => format!("ffmpeg ended by itself with status {st}"),
+        };
+        return (code, reason);
     };
     let text = match &outcome.inputs_note {
         Some(note) => format!("{}; {note}", cause.describe()),

@@ -124,6 +124,7 @@ fn rig(
         logs: None,
         stop_timeout: config.stop_timeout,
         phase: Phase::Running,
+        run: RunClock::new(tokio::time::Instant::now()),
     };
     (sup, acts, tx)
 }
@@ -154,7 +155,7 @@ async fn a_signal_asks_once_and_the_clean_finish_is_0() {
     assert_eq!(*done.lock().unwrap(), acts(1, 0));
     assert_eq!(out.cause, Some(StopCause::Signal(Signal::SIGTERM)));
     assert_eq!((out.status, out.killed), (FfmpegStatus::Code(255), false));
-    assert_eq!(judge(&sup.shared.config, &out).0, 0);
+    assert_eq!(judge(&sup.shared.config, &out, None).0, 0);
     assert_eq!(sup.shared.state(), State::Stopping);
 }
 
@@ -171,7 +172,7 @@ async fn a_child_that_does_not_finish_is_killed_after_the_stop_timeout() {
     );
     assert_eq!(*done.lock().unwrap(), acts(1, 1));
     assert!(out.killed);
-    assert_eq!(judge(&sup.shared.config, &out).0, 1);
+    assert_eq!(judge(&sup.shared.config, &out, None).0, 1);
 }
 
 #[tokio::test]
@@ -196,7 +197,7 @@ async fn the_managers_stop_asks_once_and_exits_1() {
         panic!("{out:?}");
     };
     assert_eq!(stop.reason, StopReason::Stalled);
-    assert_eq!(judge(&sup.shared.config, &out).0, 1);
+    assert_eq!(judge(&sup.shared.config, &out, None).0, 1);
     // Stood down: no deadline, and no second decision however long ffmpeg takes.
     assert_eq!(sup.shared.next_deadline(), None);
 }
@@ -258,28 +259,42 @@ fn exit_table() {
         cause,
         killed,
         inputs_note: None,
+        signalled: false,
+        healthy_for: Duration::ZERO,
     };
-    assert_eq!(judge(&cfg, &o(None, false, FfmpegStatus::Code(0))).0, 1);
-    assert_eq!(judge(&pass, &o(None, false, FfmpegStatus::Code(3))).0, 3);
     assert_eq!(
-        judge(&pass, &o(None, false, FfmpegStatus::Signal(9))).0,
+        judge(&cfg, &o(None, false, FfmpegStatus::Code(0)), None).0,
+        1
+    );
+    assert_eq!(
+        judge(&pass, &o(None, false, FfmpegStatus::Code(3)), None).0,
+        3
+    );
+    assert_eq!(
+        judge(&pass, &o(None, false, FfmpegStatus::Signal(9)), None).0,
         137
     );
     let sig = Some(StopCause::Signal(Signal::SIGTERM));
     assert_eq!(
-        judge(&cfg, &o(sig.clone(), false, FfmpegStatus::Code(255))).0,
+        judge(&cfg, &o(sig.clone(), false, FfmpegStatus::Code(255)), None).0,
         0
     );
     assert_eq!(
-        judge(&pass, &o(sig.clone(), false, FfmpegStatus::Code(255))).0,
+        judge(&pass, &o(sig.clone(), false, FfmpegStatus::Code(255)), None).0,
         0
     );
-    assert_eq!(judge(&cfg, &o(sig, true, FfmpegStatus::Signal(9))).0, 1);
+    assert_eq!(
+        judge(&cfg, &o(sig, true, FfmpegStatus::Signal(9)), None).0,
+        1
+    );
     let mgr = Some(StopCause::Manager(Stop {
         reason: StopReason::Stalled,
         message: "x".into(),
     }));
-    assert_eq!(judge(&pass, &o(mgr, false, FfmpegStatus::Code(255))).0, 1);
+    assert_eq!(
+        judge(&pass, &o(mgr, false, FfmpegStatus::Code(255)), None).0,
+        1
+    );
 }
 
 // SPEC §9: STOP_INPUT_GRACE after asking, ffmpeg's inputs are ended, once.
@@ -309,7 +324,7 @@ async fn after_the_grace_the_inputs_are_ended_once_and_ffmpeg_finishes() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert_eq!(*done.lock().unwrap(), ended(1, 0, 1));
     assert_eq!((out.status, out.killed), (FfmpegStatus::Code(255), false));
-    let (code, reason) = judge(&sup.shared.config, &out);
+    let (code, reason) = judge(&sup.shared.config, &out, None);
     assert_eq!(code, 0, "{reason}");
     assert!(
         reason.contains(
@@ -337,7 +352,7 @@ async fn a_child_that_finishes_within_the_grace_is_not_touched() {
     tx.send(Event::Stop(Signal::SIGTERM)).unwrap();
     let out = sup.supervise().await;
     assert_eq!(*done.lock().unwrap(), ended(1, 0, 0));
-    assert!(!judge(&sup.shared.config, &out).1.contains("input"));
+    assert!(!judge(&sup.shared.config, &out, None).1.contains("input"));
 }
 
 #[tokio::test]
@@ -352,7 +367,7 @@ async fn a_refusal_is_tried_once_then_the_stop_timeout_kills() {
     let out = sup.supervise().await;
     assert!(t0.elapsed() >= Duration::from_millis(400));
     assert_eq!(*done.lock().unwrap(), ended(1, 1, 1));
-    let (code, reason) = judge(&sup.shared.config, &out);
+    let (code, reason) = judge(&sup.shared.config, &out, None);
     assert_eq!(code, 1);
     assert!(reason.contains("had to be killed") && !reason.contains("input"));
 }
@@ -365,7 +380,7 @@ async fn inputs_ended_without_effect_still_end_in_the_stop_timeout_kill() {
     tx.send(Event::Stop(Signal::SIGINT)).unwrap();
     let out = sup.supervise().await;
     assert_eq!(*done.lock().unwrap(), ended(1, 1, 1));
-    let (code, reason) = judge(&sup.shared.config, &out);
+    let (code, reason) = judge(&sup.shared.config, &out, None);
     assert_eq!(code, 1);
     assert!(
         reason.contains("(read side of 1 socket shut); it had still not exited 0.")

@@ -1,11 +1,12 @@
-//! Everything before the loop, in the order the contract needs: work directory lock, log
-//! files, the API, the progress FIFO (opened for reading before ffmpeg
-//! starts), the signal streams (before the spawn, so no `SIGCHLD` is missed), then ffmpeg and
-//! the tasks reading its output.
+//! Everything before the loop, in the order the contract needs. Once per life ([`prepare`]):
+//! work directory lock, log files, the run history (`runs.jsonl`), the API, the progress FIFO,
+//! the signal streams (before the spawn, so no `SIGCHLD` is missed). Once per run
+//! ([`Life::spawn`]): the FIFO opened for reading before ffmpeg starts, then ffmpeg and the tasks
+//! reading its output.
 //!
-//! A failure before the spawn is a [`SetupError`] (exit 2). The start of ffmpeg's exec is kept
-//! short: the status writer ([`StatusWriter`]) starts after the spawn, and writes the variables'
-//! status files, `FFMPEG_PID`, `START_TIME` and the first `status.json`.
+//! A failure before the first spawn is a [`SetupError`] (exit 2). The start of ffmpeg's exec is
+//! kept short: the status writer ([`StatusWriter`]) starts after the first spawn, and writes the
+//! variables' status files, `FFMPEG_PID`, `START_TIME` and the first `status.json`.
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -25,6 +26,7 @@ use super::status::StatusWriter;
 use super::Parts;
 use crate::config::{Config, RotationMode};
 use crate::logfile::{LogError, LogSink, LogSpec, Rotation, Style};
+use crate::runs::{self, RunLog};
 use crate::signals::Signals;
 use crate::state::Daemon;
 use crate::workdir::{WorkDir, WorkdirError};
@@ -60,14 +62,22 @@ impl SetupError {
     }
 }
 
-/// ffmpeg started: what the loop needs and what the end drains.
-pub(crate) struct Running {
+/// One run's ffmpeg, started: what the loop needs, and what the run's end drains.
+pub(crate) struct Run {
     /// ffmpeg, for the loop.
     pub(crate) ffmpeg: Ffmpeg,
-    /// The signal streams, created before the spawn.
-    pub(crate) signals: Signals,
+    /// When it was spawned.
+    pub(crate) at: Instant,
     /// Woken by the progress reader after every block.
     pub(crate) wake: Arc<Notify>,
+    /// Its output, drained at its end.
+    pub(crate) io: RunIo,
+}
+
+/// A run's output tasks, drained once ffmpeg has exited.
+pub(crate) struct RunIo {
+    /// Output lines pushed before it started (its own lines come after).
+    pub(crate) lines_from: u64,
     /// The stdout and stderr readers, drained once ffmpeg has exited.
     pub(crate) readers: Vec<JoinHandle<()>>,
     /// The `-progress` reader.
@@ -75,85 +85,30 @@ pub(crate) struct Running {
     /// Our own write end of the FIFO: it keeps the reader from seeing EOF before ffmpeg opens
     /// it; dropped once ffmpeg has exited, so the reader drains what is left and ends.
     pub(crate) progress_hold: pipe::Sender,
-    /// What the run holds until its end.
+}
+
+/// How a spawn ended.
+pub(crate) enum Spawned {
+    Running(Run),
+    /// ffmpeg could not be run (126/127): this exit code and reason.
+    NotStarted(i32, String),
+}
+
+/// What lasts across runs: the FIFO's path, where the status files go, and the parts.
+pub(crate) struct Life {
+    /// The held FIFO path.
+    fifo: PathBuf,
+    /// The work directory's `status/`.
+    status_dir: PathBuf,
+    /// The variables' status files, written once with the first run's `FFMPEG_PID` and
+    /// `START_TIME` (later runs' are the status writer's).
+    files: Option<Vec<(String, String)>>,
+    /// What wrapperd holds until its end.
     pub(crate) parts: Parts,
 }
 
-/// How setup ended when it did not fail.
-pub(crate) enum Started {
-    Running(Running),
-    /// ffmpeg could not be run (126/127): finish with this exit code and reason.
-    NotStarted(Parts, i32, String),
-}
-
-/// Everything set up before the spawn.
-struct Prepared {
-    /// The held FIFO path.
-    fifo: PathBuf,
-    /// The FIFO's read end, opened before ffmpeg starts.
-    progress_rx: pipe::Receiver,
-    /// Our own write end of the FIFO.
-    progress_hold: pipe::Sender,
-    /// The signal streams.
-    signals: Signals,
-    /// The work directory's `status/`.
-    status_dir: PathBuf,
-    /// What the run holds until its end.
-    parts: Parts,
-}
-
-/// Sets up and spawns ffmpeg.
-pub(crate) async fn setup(config: Config, args: &[OsString]) -> Result<Started, SetupError> {
-    let mut p = prepare(config, args)?;
-    let mut files: Vec<(String, String)> = p
-        .parts
-        .shared
-        .config
-        .effective_values()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    let at = Instant::now();
-    let child = match child::spawn_ffmpeg(&p.parts.shared.config, &p.fifo, args) {
-        Ok(child) => child,
-        Err(e) => {
-            start_status(&mut p, files);
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            let reason = format!(
-                "cannot run ffmpeg {:?}: {e}",
-                p.parts.shared.config.ffmpeg_bin.to_string_lossy()
-            );
-            return Ok(Started::NotStarted(p.parts, code, reason));
-        }
-    };
-    let start_ms = p.parts.shared.ffmpeg_started(child.id(), at);
-    files.push(("FFMPEG_PID".into(), child.id().to_string()));
-    files.push(("START_TIME".into(), shared::timefmt::local_text(start_ms)));
-    start_status(&mut p, files);
-    tracing::info!(
-        "started ffmpeg (pid {}): {}",
-        child.id(),
-        p.parts.shared.cmd.join(" ")
-    );
-    Ok(Started::Running(read_output(p, child)))
-}
-
-/// What starts after the spawn (or the failed spawn): wrapperd's stderr writer, and the status
-/// writer, which writes `files`, then keeps `status.json` current.
-fn start_status(p: &mut Prepared, files: Vec<(String, String)>) {
-    logging::start_stderr_writer();
-    match StatusWriter::start(p.parts.shared.clone(), p.status_dir.clone(), files) {
-        Ok(w) => p.parts.status = Some(w),
-        Err(e) => tracing::warn!("cannot start the status writer: {e}"),
-    }
-}
-
-/// Work directory, logs, state, status writer, API, FIFO, signals: all before ffmpeg starts.
-fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
+/// Work directory, logs, run history, state, API, FIFO, signals: all before the first run.
+pub(crate) fn prepare(config: Config, args: &[OsString]) -> Result<(Life, Signals), SetupError> {
     let wd = WorkDir::acquire(&config.workdir)?;
     let logs = open_logs(&config, &wd)?;
     if let Some((_, wrapperd_log)) = &logs {
@@ -164,6 +119,11 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let shared = Arc::new(Daemon::new(config, cmd));
+    let runs_path = wd.status_dir().join("runs.jsonl");
+    let history = runs::load(&runs_path);
+    let runlog = RunLog::start(runs_path.clone(), history.lines.clone())
+        .map_err(SetupError::io("start the writer of", &runs_path))?;
+    shared.set_history(history.lines, history.last, history.last_number);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
@@ -173,20 +133,18 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
     let fifo = wd
         .make_fifo()
         .map_err(SetupError::io("create the FIFO", &wd.progress_fifo()))?;
-    let progress_rx = pipe::OpenOptions::new()
-        .open_receiver(&fifo)
-        .map_err(SetupError::io("open the FIFO", &fifo))?;
-    let progress_hold = pipe::OpenOptions::new()
-        .open_sender(&fifo)
-        .map_err(SetupError::io("open the FIFO", &fifo))?;
     let signals = Signals::new().map_err(SetupError::io("listen for signals in", wd.root()))?;
     child::become_subreaper();
-    Ok(Prepared {
+    let files = shared
+        .config
+        .effective_values()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let life = Life {
         fifo,
-        progress_rx,
-        progress_hold,
-        signals,
         status_dir: wd.status_dir(),
+        files: Some(files),
         parts: Parts {
             shared,
             api,
@@ -194,54 +152,128 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
             token,
             logs,
             status: None,
+            runlog: Some(runlog),
             _wd: wd,
         },
-    })
+    };
+    Ok((life, signals))
 }
 
-/// Starts the tasks reading ffmpeg's stdout, stderr and `-progress`.
-fn read_output(p: Prepared, mut child: std::process::Child) -> Running {
-    let (shared, tracker) = (&p.parts.shared, &p.parts.tracker);
-    let ffmpeg_log = p.parts.logs.as_ref().map(|(f, _)| f.clone());
-    let wake = Arc::new(Notify::new());
-    let mut readers = Vec::new();
-    for fd in [
-        child.stdout.take().map(OwnedFd::from),
-        child.stderr.take().map(OwnedFd::from),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        match pipe::Receiver::from_owned_fd(fd) {
-            Ok(rx) => readers.push(tracker.spawn(output::read_lines(
-                rx,
-                shared.clone(),
-                ffmpeg_log.clone(),
-            ))),
-            Err(e) => tracing::error!("cannot read ffmpeg's output: {e}"),
+impl Life {
+    /// Opens the FIFO for this run and spawns ffmpeg, then starts the tasks reading its output.
+    pub(crate) fn spawn(&mut self, args: &[OsString]) -> Result<Spawned, SetupError> {
+        let progress_rx = pipe::OpenOptions::new()
+            .open_receiver(&self.fifo)
+            .map_err(SetupError::io("open the FIFO", &self.fifo))?;
+        let progress_hold = pipe::OpenOptions::new()
+            .open_sender(&self.fifo)
+            .map_err(SetupError::io("open the FIFO", &self.fifo))?;
+        let shared = self.parts.shared.clone();
+        let lines_from = shared.lines_total();
+        let at = Instant::now();
+        let child = match child::spawn_ffmpeg(&shared.config, &self.fifo, args) {
+            Ok(child) => child,
+            Err(e) => {
+                self.start_status(Vec::new());
+                let code = if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                };
+                let reason = format!(
+                    "cannot run ffmpeg {:?}: {e}",
+                    shared.config.ffmpeg_bin.to_string_lossy()
+                );
+                return Ok(Spawned::NotStarted(code, reason));
+            }
+        };
+        let start_ms = shared.ffmpeg_started(child.id(), at);
+        self.start_status(vec![
+            ("FFMPEG_PID".into(), child.id().to_string()),
+            ("START_TIME".into(), shared::timefmt::local_text(start_ms)),
+        ]);
+        tracing::info!(
+            "run {}: started ffmpeg (pid {}): {}",
+            shared.run_number(),
+            child.id(),
+            shared.cmd.join(" ")
+        );
+        Ok(Spawned::Running(self.read_output(
+            child,
+            progress_rx,
+            progress_hold,
+            at,
+            lines_from,
+        )))
+    }
+
+    /// The first time: starts wrapperd's stderr writer and the status writer, which writes the
+    /// variables' files and `first`, then keeps `status.json` current.
+    fn start_status(&mut self, first: Vec<(String, String)>) {
+        let Some(mut files) = self.files.take() else {
+            return;
+        };
+        files.extend(first);
+        logging::start_stderr_writer();
+        match StatusWriter::start(self.parts.shared.clone(), self.status_dir.clone(), files) {
+            Ok(w) => self.parts.status = Some(w),
+            Err(e) => tracing::warn!("cannot start the status writer: {e}"),
         }
     }
-    let progress_reader = tracker.spawn(output::read_progress(
-        p.progress_rx,
-        shared.clone(),
-        wake.clone(),
-    ));
-    let ffmpeg = Ffmpeg {
-        pid: Pid::from_raw(child.id() as i32),
-        stdin: child
-            .stdin
-            .take()
-            .and_then(|s| pipe::Sender::from_owned_fd(OwnedFd::from(s)).ok()),
-    };
-    drop(child); // never waited on through std: the reaper collects every child.
-    Running {
-        ffmpeg,
-        signals: p.signals,
-        wake,
-        readers,
-        progress_reader,
-        progress_hold: p.progress_hold,
-        parts: p.parts,
+
+    /// Starts the tasks reading ffmpeg's stdout, stderr and `-progress`.
+    fn read_output(
+        &self,
+        mut child: std::process::Child,
+        progress_rx: pipe::Receiver,
+        progress_hold: pipe::Sender,
+        at: Instant,
+        lines_from: u64,
+    ) -> Run {
+        let (shared, tracker) = (&self.parts.shared, &self.parts.tracker);
+        let ffmpeg_log = self.parts.logs.as_ref().map(|(f, _)| f.clone());
+        let wake = Arc::new(Notify::new());
+        let mut readers = Vec::new();
+        for fd in [
+            child.stdout.take().map(OwnedFd::from),
+            child.stderr.take().map(OwnedFd::from),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            match pipe::Receiver::from_owned_fd(fd) {
+                Ok(rx) => readers.push(tracker.spawn(output::read_lines(
+                    rx,
+                    shared.clone(),
+                    ffmpeg_log.clone(),
+                ))),
+                Err(e) => tracing::error!("cannot read ffmpeg's output: {e}"),
+            }
+        }
+        let progress_reader = tracker.spawn(output::read_progress(
+            progress_rx,
+            shared.clone(),
+            wake.clone(),
+        ));
+        let ffmpeg = Ffmpeg {
+            pid: Pid::from_raw(child.id() as i32),
+            stdin: child
+                .stdin
+                .take()
+                .and_then(|s| pipe::Sender::from_owned_fd(OwnedFd::from(s)).ok()),
+        };
+        drop(child); // never waited on through std: the reaper collects every child.
+        Run {
+            ffmpeg,
+            at,
+            wake,
+            io: RunIo {
+                lines_from,
+                readers,
+                progress_reader,
+                progress_hold,
+            },
+        }
     }
 }
 

@@ -175,14 +175,18 @@ fn keep_current(shared: &Daemon, dir: &Path, stop: &AtomicBool) {
         let done = stop.load(Ordering::Acquire);
         let now = Instant::now();
         let mark = shared.change_mark(now);
-        let (write, write_keys) = match &last {
-            None => (true, true),
+        let (write, write_keys, new_run) = match &last {
+            None => (true, true, false),
             Some((m, at)) => (
                 done || *m != mark || now.duration_since(*at) >= REFRESH,
                 m.state != mark.state || m.health != mark.health,
+                m.run != mark.run,
             ),
         };
         if write {
+            if new_run {
+                write_run_files(shared, dir);
+            }
             if let Err(e) = write_status(&shared.status(), dir, &mut json, write_keys) {
                 tracing::debug!("cannot write status files: {e}");
             }
@@ -194,6 +198,18 @@ fn keep_current(shared: &Daemon, dir: &Path, stop: &AtomicBool) {
         }
         std::thread::park_timeout(TICK);
     }
+}
+
+/// A new run: `FFMPEG_PID` and `START_TIME` again (the first run's come with the variables).
+fn write_run_files(shared: &Daemon, dir: &Path) {
+    let (Some(pid), Some(start)) = (shared.ffmpeg_pid(), shared.ffmpeg_start_ms()) else {
+        return;
+    };
+    let files = [
+        ("FFMPEG_PID", pid.to_string()),
+        ("START_TIME", shared::timefmt::local_text(start)),
+    ];
+    write_files(dir, files.map(|(k, v)| (k.to_string(), v)).to_vec());
 }
 
 /// Writes `status.json` and, when `keys`, `STATE` and `HEALTH`.
