@@ -16,5 +16,6 @@ mod grace;
 mod logs;
 mod manager;
 mod reliability;
+mod restart;
 mod stderr;
 mod supervisor;

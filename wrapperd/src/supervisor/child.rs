@@ -34,7 +34,21 @@ impl Child for Ffmpeg {
         if let Some(s) = self.stdin.as_mut() {
             let _ = s.try_write(b"q");
         }
-        let _ = kill(self.pid, Signal::SIGINT);
+        if catches_sigint(self.pid) != Some(false) {
+            let _ = kill(self.pid, Signal::SIGINT);
+            return;
+        }
+        // Asked in its first moments, before ffmpeg has set its handler: a SIGINT now would
+        // kill it outright (no trailer, status "signal 2"). Send the one SIGINT once it catches
+        // it, or after SIGINT_HANDLER_WAIT whatever happens.
+        let pid = self.pid;
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + SIGINT_HANDLER_WAIT;
+            while catches_sigint(pid) == Some(false) && tokio::time::Instant::now() < until {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let _ = kill(pid, Signal::SIGINT);
+        });
     }
 
     fn kill(&mut self) {
@@ -52,6 +66,23 @@ impl Child for Ffmpeg {
             _ => FfmpegStatus::Code(-1),
         })
     }
+}
+
+/// How long a stop asked before ffmpeg catches `SIGINT` waits for it to (ffmpeg sets its
+/// handlers within milliseconds of its start).
+const SIGINT_HANDLER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether process `pid` catches or ignores `SIGINT` (`SigCgt`, `SigIgn` in
+/// `/proc/PID/status`), so a `SIGINT` would not kill it outright; `None` when that cannot be
+/// read (it has ended, or no procfs).
+fn catches_sigint(pid: Pid) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = |key: &str| {
+        let m = status.lines().find_map(|l| l.strip_prefix(key))?;
+        u64::from_str_radix(m.trim(), 16).ok()
+    };
+    let bits = mask("SigCgt:")? | mask("SigIgn:")?;
+    Some(bits & (1 << (libc::SIGINT - 1)) != 0)
 }
 
 /// Reaps every child that has ended; returns ffmpeg's status if it was among them.
@@ -142,6 +173,28 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn sigint_caught_is_read_from_proc() {
+        // The test process itself does not catch SIGINT; a shell with a trap does.
+        assert_eq!(catches_sigint(nix::unistd::getpid()), Some(false));
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "trap 'exit 0' INT; echo ready; read x"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(sh.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(catches_sigint(Pid::from_raw(sh.id() as i32)), Some(true));
+        drop(sh.stdin.take());
+        sh.wait().unwrap();
+        assert_eq!(catches_sigint(Pid::from_raw(i32::MAX)), None);
     }
 
     #[test]
