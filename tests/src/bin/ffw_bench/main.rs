@@ -19,6 +19,8 @@
 //! - `stall` / `fail`: a healthy 25 fps encode for `$FFW_HEALTHY_S` s, then silence (stall) or
 //!   5 fps at 0.2x (fail); writes `<reference ns> <SIGINT ns>` to `$FFW_BENCH_STAMP`, where the
 //!   reference is the last output (stall) or the first failing block (fail) (measurement 7).
+//! - `restart`: appends `s <CLOCK_MONOTONIC ns>` to `$FFW_BENCH_STAMP` at its first
+//!   instruction, runs 50 ms, appends `e <ns>` and exits 1 (measurement 12).
 
 mod abuse;
 mod child;
@@ -31,6 +33,7 @@ mod procs;
 mod python;
 mod reaction;
 mod report;
+mod restarts;
 mod rings_api;
 mod startup;
 mod throughput;
@@ -48,6 +51,7 @@ use crate::procs::Bins;
 use crate::python::m10_python;
 use crate::reaction::m7_reaction;
 use crate::report::{fmt_row_plain, machine, write_markdown, Report};
+use crate::restarts::m12_restarts;
 use crate::rings_api::m3_m6_rings_and_api;
 use crate::startup::m5_startup;
 use crate::throughput::m4_throughput;
@@ -215,6 +219,7 @@ fn main() {
         (2, "realtime encode"),
         (10, "vs the Python tool"),
         (11, "hung input -> exit"),
+        (12, "restarts"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -236,6 +241,7 @@ fn main() {
             9 => m9_fftop(&c, &mut rep),
             10 => m10_python(&c, &mut rep, &args.python_peer),
             11 => m11_grace(&c, &mut rep),
+            12 => m12_restarts(&c, &mut rep),
             _ => {}
         }
     }
