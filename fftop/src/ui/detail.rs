@@ -1,5 +1,6 @@
-//! A target's detail: fps and speed charts with their minimums, command, pids, reason and the
-//! newest log lines.
+//! A target's detail: fps and speed charts with their minimums, command, pids, run number and
+//! restarts, reason (with the countdown to the next run while restarting) and the newest log
+//! lines.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -162,10 +163,18 @@ fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'
             st.map_or("-".into(), |s| s.pid.to_string())
         )),
         label("ffmpeg "),
-        Span::raw(
+        Span::raw(format!(
+            "{}  ",
             st.and_then(|s| s.ffmpeg_pid)
-                .map_or("-".into(), |p| p.to_string()),
-        ),
+                .map_or("-".into(), |p| p.to_string())
+        )),
+        label("run "),
+        Span::raw(format!(
+            "{}  ",
+            st.map_or("-".into(), |s| s.run.number.to_string())
+        )),
+        label("restarts "),
+        Span::raw(st.map_or("-".into(), |s| s.run.restarts.to_string())),
     ]);
     let why = match (&t.conn, st) {
         (Conn::Down { error, .. }, _) => Line::from(vec![
@@ -178,7 +187,7 @@ fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'
         (_, Some(s)) => {
             let mut spans = vec![
                 label("reason "),
-                Span::raw(s.reason.clone().unwrap_or("-".into())),
+                Span::raw(t.problem_at(app.now_ms).unwrap_or("-".into())),
             ];
             if let Some(e) = &s.exit {
                 spans.push(Span::raw(format!(

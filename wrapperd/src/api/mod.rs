@@ -25,8 +25,9 @@
 //! the state's lock for microseconds ([`Daemon::lines`] and friends take snapshots; formatting
 //! happens after the lock is released, on a blocking thread for large answers).
 //!
-//! The formats SPEC §6 leaves open are described in `routes` (parameters, status codes,
-//! authentication), `format` (bodies) and `metrics`.
+//! The formats SPEC §6 and §10 leave open are described in `routes` (parameters, status codes),
+//! `auth` (who may read and control: the whole table), `control`, `format` (bodies) and
+//! `metrics`.
 
 mod auth;
 mod control;
