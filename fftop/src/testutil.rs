@@ -33,7 +33,6 @@ pub fn status(health: Health, fps: Option<f64>, speed: Option<f64>) -> Status {
         }
         _ => None,
     };
-    let restarting = health == Health::Restarting;
     Status {
         version: "0.1.0".into(),
         state,
@@ -87,14 +86,27 @@ pub fn status(health: Health, fps: Option<f64>, speed: Option<f64>) -> Status {
             ffmpeg_status: FfmpegStatus::Code(1),
             reason: "ffmpeg ended by itself".into(),
         }),
-        run: RunInfo {
-            number: if restarting { 3 } else { 1 },
-            restarts: if restarting { 2 } else { 0 },
-            restarts_in_window: if restarting { 2 } else { 0 },
-            next_start_in_s: restarting.then_some(4.0),
-            runs: if restarting { 3 } else { 1 },
-        },
+        run: run_info(health),
         last_run: None,
+    }
+}
+
+/// The first run, or, while restarting, the third one's end with two restarts behind it.
+fn run_info(health: Health) -> RunInfo {
+    if health == Health::Restarting {
+        RunInfo {
+            number: 3,
+            restarts: 2,
+            restarts_in_window: 2,
+            next_start_in_s: Some(4.0),
+            runs: 3,
+        }
+    } else {
+        RunInfo {
+            number: 1,
+            runs: 1,
+            ..RunInfo::default()
+        }
     }
 }
 
