@@ -307,11 +307,11 @@ fn post_restart_on_the_socket_starts_a_new_run_and_runs_lists_the_old_one() {
 
     // The second run ends cleanly too.
     wait_status(&d, T, "a second of the second run", |s| {
-        s.progress
-            .as_ref()
-            .and_then(|p| p.out_time_us)
-            .is_some_and(|us| us >= 1_000_000)
-            && s.run.number == after.run.number
+        // A block of this run: newer than its start (the previous run's may still be shown).
+        s.progress.as_ref().is_some_and(|p| {
+            p.out_time_us.is_some_and(|us| us >= 1_000_000)
+                && s.start_time.as_ref().is_some_and(|t| p.at > *t)
+        }) && s.run.number == after.run.number
     });
     assert_accepted(&post(&d, "/stop"), "stop");
     assert_eq!(d.wait(Duration::from_secs(30)).code(), Some(0));
