@@ -24,7 +24,8 @@ pub const HISTORY_SECONDS: u64 = 300;
 pub enum SortKey {
     /// By name, A to Z.
     Name,
-    /// Worst first: down, failing, stalled, exited, stopping, connecting, warming up, ok.
+    /// Worst first: down, failing, stalled, exited, stopping and restarting, connecting,
+    /// warming up, ok.
     Health,
     /// Lowest current fps first (where trouble shows), unknown last.
     Fps,
@@ -172,6 +173,27 @@ impl TargetState {
         match &self.conn {
             Conn::Down { error, .. } => Some(error.clone()),
             _ => self.live().and_then(|s| s.reason.clone()),
+        }
+    }
+
+    /// Seconds until the next run starts while the target is restarting, counted down from
+    /// the polled `next_start_in_s` by the time since that poll (never below 0).
+    pub fn next_start_in_s(&self, now_ms: i64) -> Option<f64> {
+        let s = self.live().filter(|s| s.health == Health::Restarting)?;
+        let polled_ago = self.last_seen_ms.map_or(0, |t| (now_ms - t).max(0)) as f64 / 1000.0;
+        s.run.next_start_in_s.map(|n| (n - polled_ago).max(0.0))
+    }
+
+    /// [`TargetState::problem`], with the countdown to the next run while restarting when the
+    /// reason does not already say it (wrapperd's reason does: `…; next start in 4.0 s`).
+    pub fn problem_at(&self, now_ms: i64) -> Option<String> {
+        let problem = self.problem();
+        match (problem, self.next_start_in_s(now_ms)) {
+            (Some(p), Some(n)) if !p.contains("next start") => {
+                Some(format!("{p}; next start in {n:.0} s"))
+            }
+            (None, Some(n)) => Some(format!("next start in {n:.0} s")),
+            (p, _) => p,
         }
     }
 }

@@ -330,3 +330,36 @@ fn terminal_gone_quits() {
     app.update(Event::TerminalGone("hang-up".into()));
     assert_eq!(app.quit, Some(Quit::TerminalGone("hang-up".into())));
 }
+
+/// While restarting, the countdown to the next run goes down with the time since the poll; the
+/// reason gets it when wrapperd's reason does not say it; other healths have none.
+#[test]
+fn the_countdown_to_the_next_run() {
+    let t = target("r");
+    let mut app = App::new(
+        vec![t.clone()],
+        std::time::Duration::from_secs(1),
+        false,
+        NOW,
+    );
+    let mut st = status(Health::Restarting, None, None);
+    st.reason = Some("run 3 ended (stalled: no output for 15 s)".into());
+    app.update(up(&t, st, vec![])); // polled at NOW - 500 ms, 4.0 s to go then
+    let ts = &app.targets[&t];
+    assert_eq!(ts.next_start_in_s(NOW), Some(3.5));
+    assert_eq!(ts.next_start_in_s(NOW + 10_000), Some(0.0), "never below 0");
+    assert_eq!(
+        ts.problem_at(NOW + 1_000).as_deref(),
+        Some("run 3 ended (stalled: no output for 15 s); next start in 2 s")
+    );
+    // wrapperd's own reason already says it: kept as it is.
+    app.update(up(&t, status(Health::Restarting, None, None), vec![]));
+    let ts = &app.targets[&t];
+    assert_eq!(ts.problem_at(NOW), ts.problem());
+    app.update(up(&t, status(Health::Ok, None, None), vec![]));
+    assert_eq!(app.targets[&t].next_start_in_s(NOW), None);
+    // A down target has no countdown, whatever its last status said.
+    app.update(up(&t, status(Health::Restarting, None, None), vec![]));
+    app.update(down(&t, "gone", NOW));
+    assert_eq!(app.targets[&t].next_start_in_s(NOW), None);
+}

@@ -241,6 +241,16 @@ mod tests {
         assert_eq!(exit_code(&app), 0);
         app.update(up(&t2, status(Health::Stalled, None, None), vec![]));
         assert_eq!(exit_code(&app), 1);
+        // Between runs is not healthy: the encode is not running.
+        app.update(up(&t2, status(Health::Restarting, None, None), vec![]));
+        assert_eq!(exit_code(&app), 1);
+        assert!(
+            table(&app).contains("restarting  restarting"),
+            "{}",
+            table(&app)
+        );
+        app.update(up(&t2, status(Health::Ok, None, None), vec![]));
+        assert_eq!(exit_code(&app), 0);
         let empty = App::new(vec![], Duration::from_secs(1), false, NOW);
         assert_eq!(exit_code(&empty), 1, "no target is not healthy");
     }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use shared::api::{
-    Check, Counters, ExitInfo, FfmpegStatus, Health, ProgressInfo, Rates, SeriesPoint, State,
-    Status,
+    Check, Counters, ExitInfo, FfmpegStatus, Health, ProgressInfo, Rates, RunInfo, SeriesPoint,
+    State, Status,
 };
 use shared::client::Target;
 
@@ -20,6 +20,7 @@ pub fn status(health: Health, fps: Option<f64>, speed: Option<f64>) -> Status {
     let state = match health {
         Health::Exited => State::Exited,
         Health::Stopping => State::Stopping,
+        Health::Restarting => State::Restarting,
         _ => State::Running,
     };
     let reason = match health {
@@ -27,6 +28,9 @@ pub fn status(health: Health, fps: Option<f64>, speed: Option<f64>) -> Status {
         Health::Stalled => Some("no output for 7 s".into()),
         Health::Exited => Some("ffmpeg exited with status 1".into()),
         Health::Stopping => Some("stop requested".into()),
+        Health::Restarting => {
+            Some("run 3 ended (stalled: no output for 15 s); next start in 4.0 s".into())
+        }
         _ => None,
     };
     Status {
@@ -82,8 +86,27 @@ pub fn status(health: Health, fps: Option<f64>, speed: Option<f64>) -> Status {
             ffmpeg_status: FfmpegStatus::Code(1),
             reason: "ffmpeg ended by itself".into(),
         }),
-        run: Default::default(),
+        run: run_info(health),
         last_run: None,
+    }
+}
+
+/// The first run, or, while restarting, the third one's end with two restarts behind it.
+fn run_info(health: Health) -> RunInfo {
+    if health == Health::Restarting {
+        RunInfo {
+            number: 3,
+            restarts: 2,
+            restarts_in_window: 2,
+            next_start_in_s: Some(4.0),
+            runs: 3,
+        }
+    } else {
+        RunInfo {
+            number: 1,
+            runs: 1,
+            ..RunInfo::default()
+        }
     }
 }
 
@@ -179,6 +202,22 @@ pub fn sample_app(color: bool) -> App {
     if let Some(t) = app.targets.get_mut(&targets[4]) {
         t.last_seen_ms = Some(NOW - 42_000);
     }
+    app.dirty = false;
+    app
+}
+
+/// [`sample_app`] and a sixth target between runs (`cam6-restart`, restarting, its history
+/// ending 5 s ago), selected so the message line shows its reason.
+pub fn restarting_app(color: bool) -> App {
+    let mut app = sample_app(color);
+    let t = target("cam6-restart");
+    app.update(Event::Scan([t.clone()].into_iter().collect()));
+    app.update(up(
+        &t,
+        status(Health::Restarting, Some(0.0), Some(0.0)),
+        points(200, 5, |a| if a < 40.0 { 0.0 } else { 25.0 }),
+    ));
+    app.selected = Some(t);
     app.dirty = false;
     app
 }

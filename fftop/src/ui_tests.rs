@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier};
 use ratatui::Terminal;
 
 use crate::app::{App, View};
-use crate::testutil::{sample_app, target};
+use crate::testutil::{restarting_app, sample_app, target};
 use crate::ui;
 
 fn render(app: &App, w: u16, h: u16) -> Buffer {
@@ -112,6 +112,74 @@ fn detail_200x50() {
 }
 
 #[test]
+fn list_with_restarting_80x24() {
+    insta::assert_snapshot!(text(&render(&restarting_app(false), 80, 24)));
+}
+
+#[test]
+fn list_with_restarting_120x40() {
+    insta::assert_snapshot!(text(&render(&restarting_app(false), 120, 40)));
+}
+
+#[test]
+fn detail_of_restarting_80x24() {
+    let mut app = restarting_app(false);
+    app.view = View::Detail;
+    insta::assert_snapshot!(text(&render(&app, 80, 24)));
+}
+
+#[test]
+fn detail_of_restarting_120x40() {
+    let mut app = restarting_app(false);
+    app.view = View::Detail;
+    insta::assert_snapshot!(text(&render(&app, 120, 40)));
+}
+
+/// `restarting` is a word at every size, in its own colour, bold (trouble stands out without
+/// colour too), sorted with `stopping` just after the exited ones; its countdown and restarts
+/// count are on screen.
+#[test]
+fn restarting_reads_with_and_without_colour() {
+    for (w, h) in [(40, 12), (80, 24), (120, 40), (200, 50)] {
+        let t = text(&render(&restarting_app(false), w, h));
+        assert!(t.contains("restarting"), "{w}x{h}:\n{t}");
+        assert_eq!(t, text(&render(&restarting_app(true), w, h)), "{w}x{h}");
+    }
+    let buf = render(&restarting_app(true), 80, 24);
+    let (x, y) = health_cell(&buf, "cam6-restart", "restarting");
+    assert_eq!(buf[(x, y)].fg, Color::LightYellow);
+    let buf = render(&restarting_app(false), 80, 24);
+    let (x, y) = health_cell(&buf, "cam6-restart", "restarting");
+    assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));
+    let t = text(&buf);
+    let wide = text(&render(&restarting_app(false), 120, 40));
+    assert!(
+        wide.contains("cam6-restart restarting: run 3 ended (stalled: no output for 15 s); next start in 4.0 s"),
+        "{wide}"
+    );
+    let row = t.lines().find(|l| l.starts_with("> cam6-res")).unwrap();
+    assert!(row.contains(" 2 "), "two restarts in the RST column: {row}");
+    let mut app = restarting_app(false);
+    app.view = View::Detail;
+    let t = text(&render(&app, 80, 24));
+    assert!(t.contains("run 3  restarts 2"), "{t}");
+    let mut app = restarting_app(false);
+    app.sort = crate::app::SortKey::Health;
+    let names: Vec<&str> = app.visible().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "cam5-down",
+            "cam3-fail",
+            "cam4-stall",
+            "cam6-restart",
+            "cam2-warm",
+            "cam1-ok"
+        ]
+    );
+}
+
+#[test]
 fn help_80x24() {
     let mut app = sample_app(false);
     app.help = true;
@@ -192,7 +260,12 @@ fn selected_row_is_marked_in_text() {
 #[test]
 fn columns_drop_by_priority() {
     use crate::ui::{columns, Col};
-    let names = |w| columns(w).iter().map(|(c, _)| *c).collect::<Vec<_>>();
+    let names = |w| {
+        columns(w, false)
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         names(40),
         vec![Col::Name, Col::Health, Col::Fps, Col::Speed, Col::Uptime]
@@ -203,9 +276,21 @@ fn columns_drop_by_priority() {
     );
     let at80 = names(80);
     assert_eq!(at80.len(), 9, "everything fits in 80 columns: {at80:?}");
+    assert!(!at80.contains(&Col::Restarts), "no restarts, no column");
+    // Once a target restarted: it fits in 80 columns, and goes first when narrower.
+    let with = |w| columns(w, true).iter().map(|(c, _)| *c).collect::<Vec<_>>();
+    assert_eq!(with(80).len(), 10);
+    assert_eq!(with(80)[8], Col::Restarts);
+    assert_eq!(with(78), at80);
     for w in [40u16, 50, 60, 70, 80, 120, 200] {
-        let total: u16 = columns(w).iter().map(|(_, cw)| cw + 1).sum::<u16>() + 1;
-        assert!(total <= w, "{w}: {total}");
+        for restarts in [false, true] {
+            let total: u16 = columns(w, restarts)
+                .iter()
+                .map(|(_, cw)| cw + 1)
+                .sum::<u16>()
+                + 1;
+            assert!(total <= w, "{w}: {total}");
+        }
     }
     assert!(!names(60).contains(&Col::Frames));
 }

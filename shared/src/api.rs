@@ -117,6 +117,10 @@ pub struct RunInfo {
     pub restarts_in_window: u64,
     /// Seconds until the next run starts, while restarting.
     pub next_start_in_s: Option<f64>,
+    /// Runs started by this wrapperd (`ffwrapper_runs_total`); 0 from a wrapperd that does not
+    /// report it.
+    #[serde(default)]
+    pub runs: u64,
 }
 
 /// One ended run: a line of `status/runs.jsonl` and an element of `GET /runs` (SPEC §10).

@@ -1,12 +1,15 @@
 //! The API client: one wrapperd reached over its Unix socket or over TCP (SPEC §6, §8).
 //!
 //! fftop and the integration tests use it, so the wire format is exercised by the same code that
-//! real users run.
+//! real users run. Reading is `GET`; the two control requests (`POST /stop`, `POST /restart`,
+//! SPEC §10) are [`Client::stop`] and [`Client::restart`], whose refusals (`401`, `403`, `409`)
+//! come back as [`ClientError::Refused`] with the status, so a caller can tell "not allowed"
+//! from "already stopping" from a broken connection.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::api::{Series, Status};
+use crate::api::{RunRecord, Series, Status};
 
 /// Where a wrapperd's API is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,6 +85,17 @@ pub enum ClientError {
     Connect(String),
     #[error("HTTP {status}: {body}")]
     Status { status: u16, body: String },
+    /// A control request was refused: `401` (wrong token), `403` (control not allowed here),
+    /// `409` (wrapperd is already stopping); `reason` is wrapperd's one-line answer.
+    #[error("{} refused (HTTP {status}): {reason}", what.as_str())]
+    Refused {
+        /// What was asked.
+        what: ControlAction,
+        /// The HTTP status of the refusal.
+        status: u16,
+        /// wrapperd's message.
+        reason: String,
+    },
     #[error("bad answer: {0}")]
     Decode(String),
     #[error("request failed: {0}")]
@@ -89,6 +103,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The HTTP status the error carries, when wrapperd answered at all.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } | ClientError::Refused { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+
     fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {
         if e.is_timeout() {
             ClientError::Timeout(timeout)
@@ -103,6 +127,25 @@ impl ClientError {
             ClientError::Decode(e.to_string())
         } else {
             ClientError::Other(e.to_string())
+        }
+    }
+}
+
+/// A control request (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlAction {
+    /// `POST /stop`: stop gracefully and exit, no restart.
+    Stop,
+    /// `POST /restart`: stop the run gracefully and start a new one at once.
+    Restart,
+}
+
+impl ControlAction {
+    /// `stop` or `restart`: the path's name and the word of the `202` answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlAction::Stop => "stop",
+            ControlAction::Restart => "restart",
         }
     }
 }
@@ -224,6 +267,40 @@ impl Client {
 
     pub async fn series(&self, seconds: u64) -> Result<Series, ClientError> {
         self.get_json(&format!("/series?seconds={seconds}")).await
+    }
+
+    /// The newest `count` ended runs (`0`: all held), oldest first (`GET /runs`).
+    pub async fn runs(&self, count: usize) -> Result<Vec<RunRecord>, ClientError> {
+        self.get_json(&format!("/runs?count={count}")).await
+    }
+
+    /// `POST /stop`: wrapperd stops the encode gracefully and exits (no restart).
+    pub async fn stop(&self) -> Result<(), ClientError> {
+        self.control(ControlAction::Stop).await
+    }
+
+    /// `POST /restart`: wrapperd stops the run gracefully and starts a new one at once.
+    pub async fn restart(&self) -> Result<(), ClientError> {
+        self.control(ControlAction::Restart).await
+    }
+
+    /// `POST /<what>`: `Ok` on `202`; `401`, `403` and `409` are [`ClientError::Refused`].
+    pub async fn control(&self, what: ControlAction) -> Result<(), ClientError> {
+        let a = self
+            .request(reqwest::Method::POST, &format!("/{}", what.as_str()))
+            .await?;
+        match a.status {
+            202 => Ok(()),
+            401 | 403 | 409 => Err(ClientError::Refused {
+                what,
+                status: a.status,
+                reason: a.body.trim().to_string(),
+            }),
+            status => Err(ClientError::Status {
+                status,
+                body: a.body.trim().to_string(),
+            }),
+        }
     }
 
     /// The newest `count` output lines (`0`: all held) as `(time, line)`.

@@ -1,5 +1,6 @@
-//! A target's detail: fps and speed charts with their minimums, command, pids, reason and the
-//! newest log lines.
+//! A target's detail: fps and speed charts with their minimums, command, pids, run number and
+//! restarts, reason (with the countdown to the next run while restarting) and the newest log
+//! lines.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -137,59 +138,29 @@ fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'
         label("bitrate "),
         Span::raw(format::bitrate(progress.and_then(|p| p.bitrate_kbps))),
     ]);
-    let counts = Line::from(vec![
-        label("frames "),
-        Span::raw(format!(
-            "{}  ",
-            format::count(progress.and_then(|p| p.frame))
-        )),
-        label("drop/dup "),
-        Span::raw(format!(
-            "{}  ",
-            format::drop_dup(
-                progress.and_then(|p| p.drop_frames),
-                progress.and_then(|p| p.dup_frames)
-            )
-        )),
-        label("uptime "),
-        Span::raw(format!(
-            "{}  ",
-            st.map_or("-".into(), |s| format::duration(s.uptime_s))
-        )),
-        label("pid "),
-        Span::raw(format!(
-            "{}  ",
-            st.map_or("-".into(), |s| s.pid.to_string())
-        )),
-        label("ffmpeg "),
-        Span::raw(
-            st.and_then(|s| s.ffmpeg_pid)
-                .map_or("-".into(), |p| p.to_string()),
-        ),
-    ]);
-    let why = match (&t.conn, st) {
-        (Conn::Down { error, .. }, _) => Line::from(vec![
-            Span::styled("down", health_style("down", color)),
-            Span::raw(format!(
-                ", {}: {error}",
-                format::seen(t.last_seen_ms, app.now_ms)
-            )),
-        ]),
-        (_, Some(s)) => {
-            let mut spans = vec![
-                label("reason "),
-                Span::raw(s.reason.clone().unwrap_or("-".into())),
-            ];
-            if let Some(e) = &s.exit {
-                spans.push(Span::raw(format!(
-                    "  exit {} (ffmpeg {})",
-                    e.code, e.ffmpeg_status
-                )));
-            }
-            Line::from(spans)
-        }
-        _ => Line::from(label("connecting…")),
-    };
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let counts = labelled(
+        &[
+            ("frames", format::count(progress.and_then(|p| p.frame))),
+            (
+                "drop/dup",
+                format::drop_dup(
+                    progress.and_then(|p| p.drop_frames),
+                    progress.and_then(|p| p.dup_frames),
+                ),
+            ),
+            ("uptime", or_dash(st.map(|s| format::duration(s.uptime_s)))),
+            ("pid", or_dash(st.map(|s| s.pid.to_string()))),
+            (
+                "ffmpeg",
+                or_dash(st.and_then(|s| s.ffmpeg_pid).map(|p| p.to_string())),
+            ),
+            ("run", or_dash(st.map(|s| s.run.number.to_string()))),
+            ("restarts", or_dash(st.map(|s| s.run.restarts.to_string()))),
+        ],
+        color,
+    );
+    let why = why_line(t, app);
     // A command too long for the line ends with `…`, so a cut one never passes for whole.
     let cmd = st.map_or(String::from("-"), |s| s.cmd.join(" "));
     let cmd = Line::from(vec![
@@ -200,6 +171,46 @@ fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'
         vec![rates, counts, why, cmd]
     } else {
         vec![rates, why]
+    }
+}
+
+/// `label value  label value  …`, the labels dim.
+fn labelled(pairs: &[(&str, String)], color: bool) -> Line<'static> {
+    let mut spans = Vec::with_capacity(pairs.len() * 2);
+    for (i, (label, value)) in pairs.iter().enumerate() {
+        let gap = if i + 1 < pairs.len() { "  " } else { "" };
+        spans.push(Span::styled(format!("{label} "), dim(color)));
+        spans.push(Span::raw(format!("{value}{gap}")));
+    }
+    Line::from(spans)
+}
+
+/// Why the target is as it is: down and since when, or the reason (with the countdown to the
+/// next run while restarting) and the exit.
+fn why_line(t: &TargetState, app: &App) -> Line<'static> {
+    let color = app.color;
+    match (&t.conn, t.status.as_ref()) {
+        (Conn::Down { error, .. }, _) => Line::from(vec![
+            Span::styled("down", health_style("down", color)),
+            Span::raw(format!(
+                ", {}: {error}",
+                format::seen(t.last_seen_ms, app.now_ms)
+            )),
+        ]),
+        (_, Some(s)) => {
+            let mut spans = vec![
+                Span::styled("reason ", dim(color)),
+                Span::raw(t.problem_at(app.now_ms).unwrap_or("-".into())),
+            ];
+            if let Some(e) = &s.exit {
+                spans.push(Span::raw(format!(
+                    "  exit {} (ffmpeg {})",
+                    e.code, e.ffmpeg_status
+                )));
+            }
+            Line::from(spans)
+        }
+        _ => Line::from(Span::styled("connecting…", dim(color))),
     }
 }
 

@@ -1,5 +1,9 @@
 //! The target list: one row per target, columns dropped by priority when the terminal is
 //! narrow, each row with its sparkline and message line.
+//!
+//! The restarts count (`RST`, SPEC §10's `run.restarts`) is shown once some target has
+//! restarted, and is the first column dropped when narrow: until then it would only take
+//! width from the names (at 80 columns, four characters of each name) to show zeros.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -23,11 +27,13 @@ pub enum Col {
     Frames,
     DropDup,
     Uptime,
+    /// Restarts by the target's wrapperd (`run.restarts`).
+    Restarts,
     Graph,
 }
 
 impl Col {
-    const ALL: [Col; 9] = [
+    const ALL: [Col; 10] = [
         Col::Name,
         Col::Health,
         Col::Fps,
@@ -36,10 +42,12 @@ impl Col {
         Col::Frames,
         Col::DropDup,
         Col::Uptime,
+        Col::Restarts,
         Col::Graph,
     ];
     /// Dropped first to last when the terminal is too narrow; name and health always stay.
-    const DROP_ORDER: [Col; 7] = [
+    const DROP_ORDER: [Col; 8] = [
+        Col::Restarts,
         Col::Frames,
         Col::DropDup,
         Col::Bitrate,
@@ -59,6 +67,7 @@ impl Col {
             Col::Frames => "FRAMES",
             Col::DropDup => "DROP/DUP",
             Col::Uptime => "UPTIME",
+            Col::Restarts => "RST",
             Col::Graph => "FPS",
         }
     }
@@ -71,6 +80,7 @@ impl Col {
             Col::Bitrate | Col::Frames => 7,
             Col::DropDup => 8,
             Col::Uptime => 6,
+            Col::Restarts => 4,
             Col::Graph => 8,
         }
     }
@@ -83,9 +93,13 @@ impl Col {
 /// Width of the selection marker in front of each row.
 const MARKER: u16 = 2;
 
-/// The columns that fit in `width`, with their widths (one space between columns).
-pub fn columns(width: u16) -> Vec<(Col, u16)> {
+/// The columns that fit in `width`, with their widths (one space between columns); the
+/// restarts count only when `restarts` (some target has restarted).
+pub fn columns(width: u16, restarts: bool) -> Vec<(Col, u16)> {
     let mut cols: Vec<Col> = Col::ALL.to_vec();
+    if !restarts {
+        cols.retain(|c| *c != Col::Restarts);
+    }
     let need = |cols: &[Col]| -> u16 {
         MARKER + cols.iter().map(|c| c.min_width()).sum::<u16>() + cols.len() as u16 - 1
     };
@@ -141,6 +155,7 @@ fn cell(t: &TargetState, col: Col, width: u16, app: &App) -> String {
             }
         }
         Col::Uptime => live.map_or("-".into(), |s| format::duration(s.uptime_s)),
+        Col::Restarts => live.map_or("-".into(), |s| format::count(Some(s.run.restarts))),
         Col::Graph => {
             let bucket = sparkline_bucket_ms(app, width);
             sparkline(
@@ -182,7 +197,11 @@ fn put(buf: &mut Buffer, x: u16, y: u16, width: u16, text: &str, right: bool, st
 }
 
 pub(super) fn draw_list(buf: &mut Buffer, area: Rect, app: &App) {
-    let cols = columns(area.width);
+    let restarts = app
+        .targets
+        .values()
+        .any(|t| t.live().is_some_and(|s| s.run.restarts > 0));
+    let cols = columns(area.width, restarts);
     buf.set_line(area.x, area.y, &summary_line(app), area.width);
     draw_titles(buf, area, app, &cols);
     draw_rows(buf, area, app, &cols);
@@ -378,7 +397,7 @@ fn message_line(t: &TargetState, app: &App) -> Line<'static> {
             ", {}: {error}",
             format::seen(t.last_seen_ms, app.now_ms)
         ))),
-        _ => match t.problem() {
+        _ => match t.problem_at(app.now_ms) {
             Some(reason) => spans.push(Span::raw(format!(": {reason}"))),
             None => spans.push(Span::styled(format!("  {}", t.target), dim(app.color))),
         },

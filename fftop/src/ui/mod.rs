@@ -63,7 +63,10 @@ fn draw_too_small(frame: &mut Frame<'_>, area: Rect) {
 // Styles
 
 fn is_bad(word: &str) -> bool {
-    matches!(word, "down" | "failing" | "stalled" | "exited")
+    matches!(
+        word,
+        "down" | "failing" | "stalled" | "exited" | "restarting"
+    )
 }
 
 /// The style of a health word: a colour when colours are on; bold (and reversed for `down`)
@@ -83,6 +86,7 @@ pub fn health_style(word: &str, color: bool) -> Style {
         "ok" => Color::Green,
         "warming_up" => Color::Cyan,
         "stopping" => Color::Yellow,
+        "restarting" => Color::LightYellow,
         "failing" | "down" => Color::Red,
         "stalled" => Color::Magenta,
         "exited" => Color::LightRed,

@@ -6,7 +6,8 @@
 //! (and the wait is for `check.last_output_age_s` to show that nothing arrives any more).
 //!
 //! [`endpoints`]: every endpoint and parameter form; [`access`]: health, the token, the API at
-//! exit; [`load`]: two hundred clients at once. This file holds what they share.
+//! exit; [`load`]: two hundred clients at once; [`control`]: `POST /stop` and `POST /restart`,
+//! who may, and `/runs` (SPEC §10). This file holds what they share.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -24,6 +25,7 @@ use tests::http::{header, raw, unix};
 use tests::*;
 
 mod access;
+mod control;
 mod endpoints;
 mod load;
 
@@ -55,7 +57,8 @@ const SPEC_STATUS: &str = r#"{
   "exit": null
 }"#;
 
-/// The metrics SPEC §6 names.
+/// The metrics SPEC §6 and §10 name that always have a sample
+/// (`ffwrapper_last_exit_timestamp_seconds` has one only once a run has ended).
 const METRICS: &[&str] = &[
     "ffwrapper_up",
     "ffwrapper_fps",
@@ -69,6 +72,9 @@ const METRICS: &[&str] = &[
     "ffwrapper_log_lines_total",
     "ffwrapper_progress_blocks_total",
     "ffwrapper_uptime_seconds",
+    "ffwrapper_runs_total",
+    "ffwrapper_restarts_total",
+    "ffwrapper_info",
 ];
 
 /// A light real-time encode: 160x120 at 25 fps, mpeg4.

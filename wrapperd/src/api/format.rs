@@ -8,8 +8,10 @@
 //! - The JSON of `/last_*` and `/cmd` uses the separators of SPEC's example (the original Python
 //!   tool's `json.dumps` defaults: `[["2026-11-23 23:54:00", "line"], ...]`, `["-i", "x"]`) and
 //!   keeps non-ASCII text as UTF-8. It is written by serde_json (so escaped exactly as serde_json
-//!   escapes) through [`SeedFormatter`], which only changes the separators. `/status` and
-//!   `/series` are serde_json's compact form.
+//!   escapes) through [`SeedFormatter`], which only changes the separators. `/status`,
+//!   `/series` and `/runs` are serde_json's compact form.
+//! - A control request's `202` is `{"accepted": "stop"}` (or `"restart"`), written as SPEC §10
+//!   writes it; its refusals (`401`, `403`, `409`) are one-line text like every other error.
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::ser::Formatter;
@@ -43,12 +45,21 @@ pub(crate) fn plain(status: StatusCode, body: impl Into<String>) -> Response {
     with_type(status, TEXT, body.into())
 }
 
-/// `405` with `Allow: GET, HEAD`.
-pub(crate) fn method_not_allowed() -> Response {
+/// `405` with `Allow: <allow>` (`GET, HEAD` for reading, `POST` for control).
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
     let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     r
+}
+
+/// `202` for an accepted control request: `{"accepted": "<what>"}`.
+pub(crate) fn accepted(what: &'static str) -> Response {
+    with_type(
+        StatusCode::ACCEPTED,
+        JSON,
+        format!("{{\"accepted\": \"{what}\"}}"),
+    )
 }
 
 /// `503` for what has no value before ffmpeg was started.

@@ -7,7 +7,8 @@
 //! which the accept loop reads to choose the connection it closes when the listener is full:
 //! only an idle one (nothing in progress, no write waiting), the least recently active first.
 //! The fields are atomics with relaxed ordering: each is a hint read on its own, and a stale
-//! one only changes which idle connection is closed.
+//! one only changes which idle connection is closed. [`drain_body`] reads a request's body, up
+//! to a limit and within a time, before the routes see the request.
 
 use std::future::Future;
 use std::io;
@@ -114,6 +115,65 @@ impl<B: hyper::body::Body> hyper::body::Body for Tracked<B> {
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.body.size_hint()
     }
+}
+
+/// Why a request's body was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Longer than the limit (`413`).
+    TooLarge,
+    /// Not complete within the time allowed (`408`).
+    Timeout,
+    /// The client broke the body off (`400`).
+    Broken,
+}
+
+impl BodyError {
+    /// The status and one-line text of the answer.
+    pub(crate) fn answer(self, max: usize) -> (u16, String) {
+        match self {
+            BodyError::TooLarge => (413, format!("request body over {max} bytes")),
+            BodyError::Timeout => (408, "request body not received in time".to_string()),
+            BodyError::Broken => (400, "request body cut off".to_string()),
+        }
+    }
+}
+
+/// Reads a request's body and throws it away: no route takes a body, but a `POST` may carry
+/// one, and it is read (rather than left in the socket) only up to `max` bytes and within
+/// `timeout`, so no client can make a request cost more than that.
+pub(crate) async fn drain_body<B>(
+    body: &mut B,
+    max: usize,
+    timeout: Duration,
+) -> Result<(), BodyError>
+where
+    B: hyper::body::Body<Data = hyper::body::Bytes> + Unpin,
+{
+    use hyper::body::Body as _;
+    if body.is_end_stream() {
+        return Ok(());
+    }
+    if body.size_hint().lower() > max as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let read = async {
+        let mut len = 0usize;
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(|_| BodyError::Broken)?;
+            if let Some(data) = frame.data_ref() {
+                len = len.saturating_add(data.len());
+                if len > max {
+                    return Err(BodyError::TooLarge);
+                }
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::Timeout))
 }
 
 /// Fails writes (and flushes) that stay pending longer than `limit`: a client that stops reading

@@ -20,17 +20,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use warp::http::header::{self, HeaderValue};
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::io::{Busy, ConnState, StallGuard, Tracked};
-use super::routes::{routes, Ctx};
+use super::format::plain;
+use super::io::{drain_body, Busy, ConnState, StallGuard, Tracked};
+use super::routes::{routes, Ctx, Origin};
 use super::Limits;
 
 /// Identifies the socket file we created, so we never remove someone else's.
@@ -103,23 +107,24 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
 pub(crate) trait Listen: Send + 'static {
     /// A connection it accepted.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    /// The next connection.
-    fn accept(&self) -> impl Future<Output = io::Result<Self::Io>> + Send;
+    /// The next connection, with who is at the other end (for the log of control requests).
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Io, Origin)>> + Send;
 }
 
 impl Listen for TcpListener {
     type Io = tokio::net::TcpStream;
-    async fn accept(&self) -> io::Result<Self::Io> {
-        let (io, _) = TcpListener::accept(self).await?;
+    async fn accept(&self) -> io::Result<(Self::Io, Origin)> {
+        let (io, peer) = TcpListener::accept(self).await?;
         let _ = io.set_nodelay(true);
-        Ok(io)
+        Ok((io, Origin(peer.to_string().into())))
     }
 }
 
 impl Listen for UnixListener {
     type Io = tokio::net::UnixStream;
-    async fn accept(&self) -> io::Result<Self::Io> {
-        Ok(UnixListener::accept(self).await?.0)
+    async fn accept(&self) -> io::Result<(Self::Io, Origin)> {
+        let io = UnixListener::accept(self).await?.0;
+        Ok((io, Origin("socket".into())))
     }
 }
 
@@ -189,7 +194,7 @@ pub(crate) async fn serve<L: Listen>(
             .live
             .retain(|c| !c.state.done.load(Ordering::Relaxed));
         match accepted {
-            Ok(io) => acceptor.admit(io),
+            Ok((io, origin)) => acceptor.admit(io, origin),
             Err(e) if is_connection_error(&e) => {}
             Err(e) => {
                 if !acceptor.accept_failed(&e).await {
@@ -207,7 +212,7 @@ where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
     /// Serves a new connection on its own task, closing an idle one first when full.
-    fn admit<I>(&mut self, io: I)
+    fn admit<I>(&mut self, io: I, origin: Origin)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -228,7 +233,14 @@ where
         let stop = self.stop.clone();
         let limits = self.limits;
         self.conns.spawn(async move {
-            serve_connection(io, filter, stop, evict, state.clone(), limits).await;
+            let conn = Conn {
+                stop,
+                evict,
+                state: state.clone(),
+                limits,
+                origin,
+            };
+            serve_connection(io, filter, conn).await;
             state.done.store(true, Ordering::Relaxed);
         });
     }
@@ -271,19 +283,35 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// Serves HTTP/1 on one connection until the client closes it, it breaks a limit, it is
-/// evicted (dropped at once) or `stop` (finishes the request in progress).
-async fn serve_connection<I, F>(
-    io: I,
-    filter: F,
+/// What one connection's task holds besides the socket and the routes.
+struct Conn {
+    /// Cancelled to stop: the request in progress finishes.
     stop: CancellationToken,
+    /// Cancelled to close it at once (to make room for a new connection).
     evict: CancellationToken,
+    /// Its activity, shared with the accept loop.
     state: Arc<ConnState>,
+    /// Timeouts and sizes.
     limits: Limits,
-) where
+    /// Who is at the other end, put in each request's extensions.
+    origin: Origin,
+}
+
+/// Serves HTTP/1 on one connection until the client closes it, it breaks a limit, it is
+/// evicted (dropped at once) or `stop` (finishes the request in progress). Each request's body
+/// is read and discarded first ([`drain_body`]); the routes see the request with an empty one.
+async fn serve_connection<I, F>(io: I, filter: F, conn: Conn)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
+    let Conn {
+        stop,
+        evict,
+        state,
+        limits,
+        origin,
+    } = conn;
     let io = TokioIo::new(StallGuard::new(io, limits.write_stall, state.clone()));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -294,11 +322,29 @@ async fn serve_connection<I, F>(
         .keep_alive(true);
     let inner = TowerToHyperService::new(warp::service(filter));
     // Counts the request as in progress until hyper has taken the whole answer.
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = Busy::start(state.clone());
-        let answer = hyper::service::Service::call(&inner, req);
+        let inner = inner.clone();
+        let origin = origin.clone();
         async move {
-            let resp = answer.await?;
+            let (mut parts, mut body) = req.into_parts();
+            let resp = match drain_body(&mut body, limits.max_body, limits.body_read).await {
+                Ok(()) => {
+                    parts.extensions.insert(origin);
+                    let req = hyper::Request::from_parts(parts, String::new());
+                    hyper::service::Service::call(&inner, req).await?
+                }
+                Err(e) => {
+                    let (code, text) = e.answer(limits.max_body);
+                    let mut r = plain(
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+                        text,
+                    );
+                    r.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    r
+                }
+            };
             Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, busy)))
         }
     });

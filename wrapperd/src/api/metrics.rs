@@ -4,12 +4,16 @@
 //! Every line ends with `\n`, as the format requires. A metric that has no value yet (no
 //! progress block, no measurable rate) keeps its `# HELP`/`# TYPE` lines but has no sample,
 //! rather than `NaN`. `ffwrapper_up` is `1` while ffmpeg runs (state `running`) and `0` before it
-//! starts, while it stops and after it exited. `ffwrapper_health` has one sample per health,
-//! labelled `state`, `1` for the current one.
+//! starts, while it stops, between runs and after it exited. `ffwrapper_health` has one sample
+//! per health, labelled `state`, `1` for the current one. `ffwrapper_info` is always `1`; its
+//! labels (`name`: the work directory's name, `version`) are escaped as the format requires.
+//! `ffwrapper_last_exit_timestamp_seconds` is the `end` of `/status`'s `last_run` as Unix
+//! seconds (with milliseconds), and has no sample until a run has ended.
 
 use std::fmt::Write as _;
 
 use shared::api::{Health, State, Status};
+use shared::timefmt;
 
 /// The content type of `/metrics`.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -34,6 +38,8 @@ enum Value {
     One(MetricNumber),
     /// One sample per [`Health`], labelled `state`: 1 for this one, 0 for the others.
     PerHealth(Health),
+    /// One sample of `1` with these labels (name, unescaped value).
+    Info(Vec<(&'static str, String)>),
 }
 
 impl Value {
@@ -69,11 +75,11 @@ impl std::fmt::Display for MetricNumber {
 }
 
 /// Every metric, in the order `/metrics` lists them.
-const METRICS: [Metric; 12] = [
+const METRICS: [Metric; 16] = [
     Metric {
         name: "ffwrapper_up",
         kind: "gauge",
-        help: "1 while ffmpeg runs, 0 before it starts, while it stops and after it exited.",
+        help: "1 while ffmpeg runs, 0 before it starts, while it stops, between runs and after it exited.",
         value: |st| Value::int(Some(u64::from(st.state == State::Running))),
     },
     Metric {
@@ -145,6 +151,40 @@ const METRICS: [Metric; 12] = [
         help: "Seconds since wrapperd started.",
         value: |st| Value::float(Some(st.uptime_s)),
     },
+    Metric {
+        name: "ffwrapper_runs_total",
+        kind: "counter",
+        help: "ffmpeg runs started by this wrapperd.",
+        value: |st| Value::int(Some(st.run.runs)),
+    },
+    Metric {
+        name: "ffwrapper_restarts_total",
+        kind: "counter",
+        help: "Restarts by this wrapperd (by the restart policy or POST /restart).",
+        value: |st| Value::int(Some(st.run.restarts)),
+    },
+    Metric {
+        name: "ffwrapper_last_exit_timestamp_seconds",
+        kind: "gauge",
+        help: "When the newest ended run ended, Unix seconds.",
+        value: |st| {
+            let end = st.last_run.as_ref();
+            let ms = end.and_then(|r| timefmt::parse_rfc3339_ms(&r.end));
+            Value::float(ms.map(|ms| ms as f64 / 1000.0))
+        },
+    },
+    Metric {
+        name: "ffwrapper_info",
+        kind: "gauge",
+        help: "Always 1; labelled with the work directory's name and wrapperd's version.",
+        value: |st| {
+            let path = std::path::Path::new(&st.workdir);
+            let name = path
+                .file_name()
+                .map_or_else(|| st.workdir.clone(), |n| n.to_string_lossy().into_owned());
+            Value::Info(vec![("name", name), ("version", st.version.clone())])
+        },
+    },
 ];
 
 /// `GET /metrics`: every metric of [`METRICS`] in `st`.
@@ -158,6 +198,13 @@ pub(crate) fn text(st: &Status) -> String {
             Value::One(v) => {
                 let _ = writeln!(out, "{name} {v}");
             }
+            Value::Info(labels) => {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+                    .collect();
+                let _ = writeln!(out, "{name}{{{}}} 1", labels.join(","));
+            }
             Value::PerHealth(current) => {
                 for h in Health::ALL {
                     let _ = writeln!(
@@ -168,6 +215,20 @@ pub(crate) fn text(st: &Status) -> String {
                     );
                 }
             }
+        }
+    }
+    out
+}
+
+/// A label value as the text format writes it: `\`, `"` and line feeds escaped.
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
         }
     }
     out
@@ -199,7 +260,7 @@ mod tests {
         prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap()
     }
 
-    const METRIC_NAMES: [&str; 12] = [
+    const METRIC_NAMES: [&str; 16] = [
         "ffwrapper_up",
         "ffwrapper_fps",
         "ffwrapper_speed",
@@ -212,7 +273,13 @@ mod tests {
         "ffwrapper_log_lines_total",
         "ffwrapper_progress_blocks_total",
         "ffwrapper_uptime_seconds",
+        "ffwrapper_runs_total",
+        "ffwrapper_restarts_total",
+        "ffwrapper_last_exit_timestamp_seconds",
+        "ffwrapper_info",
     ];
+    /// The metrics without a sample until a run has ended.
+    const AFTER_A_RUN: [&str; 1] = ["ffwrapper_last_exit_timestamp_seconds"];
 
     #[tokio::test(flavor = "multi_thread")]
     async fn metrics_parse_and_hold_every_metric() {
@@ -247,8 +314,15 @@ mod tests {
             }
         };
         for name in METRIC_NAMES {
-            value(name);
+            if AFTER_A_RUN.contains(&name) {
+                assert!(!scrape.samples.iter().any(|s| s.metric == name), "{name}");
+            } else {
+                value(name);
+            }
         }
+        assert_eq!(value("ffwrapper_runs_total"), 0.0);
+        assert_eq!(value("ffwrapper_restarts_total"), 0.0);
+        assert_eq!(value("ffwrapper_info"), 1.0);
         assert_eq!(value("ffwrapper_up"), 1.0);
         assert_eq!(value("ffwrapper_fps"), 25.0);
         assert_eq!(value("ffwrapper_speed"), 1.01);
@@ -299,7 +373,7 @@ mod tests {
             })
             .collect();
         let want = format!(
-            "# HELP ffwrapper_up 1 while ffmpeg runs, 0 before it starts, while it stops and after it exited.\n\
+            "# HELP ffwrapper_up 1 while ffmpeg runs, 0 before it starts, while it stops, between runs and after it exited.\n\
              # TYPE ffwrapper_up gauge\nffwrapper_up 1\n\
              # HELP ffwrapper_fps Current frames per second over the rate window.\n\
              # TYPE ffwrapper_fps gauge\nffwrapper_fps 25\n\
@@ -322,10 +396,76 @@ mod tests {
              # HELP ffwrapper_progress_blocks_total ffmpeg progress blocks received.\n\
              # TYPE ffwrapper_progress_blocks_total counter\nffwrapper_progress_blocks_total 1\n\
              # HELP ffwrapper_uptime_seconds Seconds since wrapperd started.\n\
-             # TYPE ffwrapper_uptime_seconds gauge\nffwrapper_uptime_seconds {}\n",
-            st.uptime_s
+             # TYPE ffwrapper_uptime_seconds gauge\nffwrapper_uptime_seconds {}\n\
+             # HELP ffwrapper_runs_total ffmpeg runs started by this wrapperd.\n\
+             # TYPE ffwrapper_runs_total counter\nffwrapper_runs_total 0\n\
+             # HELP ffwrapper_restarts_total Restarts by this wrapperd (by the restart policy or POST /restart).\n\
+             # TYPE ffwrapper_restarts_total counter\nffwrapper_restarts_total 0\n\
+             # HELP ffwrapper_last_exit_timestamp_seconds When the newest ended run ended, Unix seconds.\n\
+             # TYPE ffwrapper_last_exit_timestamp_seconds gauge\n\
+             # HELP ffwrapper_info Always 1; labelled with the work directory's name and wrapperd's version.\n\
+             # TYPE ffwrapper_info gauge\nffwrapper_info{{name=\"{}\",version=\"{}\"}} 1\n",
+            st.uptime_s,
+            std::path::Path::new(&st.workdir).file_name().unwrap().to_string_lossy(),
+            shared::VERSION,
         );
         assert_eq!(text(&st), want);
+    }
+
+    /// Between runs: the run counters, the last exit's time, `restarting` in the health gauge,
+    /// and label values that need escaping.
+    #[test]
+    fn restarts_last_exit_and_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let workdir = dir.path().join("cam \"1\"\\x");
+        std::fs::create_dir(&workdir).unwrap();
+        let wd = workdir.display().to_string();
+        let daemon = crate::state::Daemon::new(
+            super::super::testutil::config(&dir, &[("WORKDIR", wd.as_str())]),
+            vec![],
+        );
+        let mut st = daemon.status();
+        st.state = State::Restarting;
+        st.health = Health::Restarting;
+        st.run.runs = 3;
+        st.run.restarts = 2;
+        st.last_run = Some(shared::api::RunRecord {
+            run: 3,
+            start: "2026-11-23T23:54:00.123Z".into(),
+            end: "2026-11-23T23:56:03.456Z".into(),
+            duration_s: 123.333,
+            ffmpeg_pid: Some(812),
+            ffmpeg_status: shared::api::FfmpegStatus::Code(1),
+            reason: "ffmpeg ended by itself with status 1".into(),
+            error: None,
+            last_progress: None,
+            last_lines: vec![],
+        });
+        let body = text(&st);
+        let scrape = parse_metrics(&body);
+        let one = |name: &str| {
+            let s = scrape.samples.iter().find(|s| s.metric == name).unwrap();
+            (s.value.clone(), s.labels.clone())
+        };
+        assert_eq!(
+            one("ffwrapper_runs_total").0,
+            prometheus_parse::Value::Counter(3.0)
+        );
+        assert_eq!(
+            one("ffwrapper_restarts_total").0,
+            prometheus_parse::Value::Counter(2.0)
+        );
+        assert!(body.contains("\nffwrapper_last_exit_timestamp_seconds 1795478163.456\n"));
+        assert!(body.contains("\nffwrapper_up 0\n"));
+        assert!(
+            body.contains("\nffwrapper_info{name=\"cam \\\"1\\\"\\\\x\",version=\""),
+            "{body}"
+        );
+        let (_, labels) = one("ffwrapper_info");
+        assert_eq!(labels.get("version"), Some(shared::VERSION));
+        assert!(body.contains("\nffwrapper_health{state=\"restarting\"} 1\n"));
+        assert!(body.contains("\nffwrapper_health{state=\"stopping\"} 0\n"));
+        assert_eq!(escape_label("a\nb"), "a\\nb");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   accept loop (one task per connection, eviction when full) and serving one connection.
 //! - `io`: what a connection's bytes pass through: the write-stall guard and the tracking
 //!   of activity and requests in progress that eviction chooses by.
-//! - `routes`: the one warp filter: routing, the bearer token, query parameters.
+//! - `routes`: the one warp filter: routing, access, query parameters.
+//! - `auth`: who may read and who may control on each listener (the tokens, `API_READ_ONLY`).
+//! - `control`: `POST /stop` and `POST /restart`, handed to the supervisor.
 //! - `format`: text and JSON bodies (the seed's separators) and the responses around them.
 //! - `metrics`: `/metrics`, from one table of name, type, help and value.
 //!
@@ -16,15 +18,19 @@
 //! full, or out of descriptors, it closes the least recently active connection that has no
 //! request in progress, so a flood of idle connections cannot lock new clients out), each
 //! connection has a header read timeout (which also closes idle keep-alive connections), a
-//! bounded read buffer (larger request heads get `431`), at most 64 headers, and a write-stall
-//! timeout (a client that stops reading its answer is dropped). Every connection is its own
+//! bounded read buffer (larger request heads get `431`), at most 64 headers, a bounded request
+//! body (read and discarded: larger gets `413`, slower than the header timeout `408`), and a
+//! write-stall timeout (a client that stops reading its answer is dropped). Every connection is its own
 //! task, so a slow or malformed client never holds up another one, and the handlers only take
 //! the state's lock for microseconds ([`Daemon::lines`] and friends take snapshots; formatting
 //! happens after the lock is released, on a blocking thread for large answers).
 //!
-//! The formats SPEC §6 leaves open are described in `routes` (parameters, status codes,
-//! authentication), `format` (bodies) and `metrics`.
+//! The formats SPEC §6 and §10 leave open are described in `routes` (parameters, status codes),
+//! `auth` (who may read and control: the whole table), `control`, `format` (bodies) and
+//! `metrics`.
 
+mod auth;
+mod control;
 mod format;
 mod io;
 mod listener;
@@ -40,6 +46,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::Daemon;
+use auth::Guard;
 use listener::{bind_tcp, bind_unix, io_reason, remove_socket, serve, FileId};
 use routes::Ctx;
 
@@ -57,6 +64,10 @@ pub(crate) struct Limits {
     pub(crate) max_buf: usize,
     /// Headers per request; more is refused before any handler runs.
     pub(crate) max_headers: usize,
+    /// The largest request body read (and discarded); a larger one gets `413`.
+    pub(crate) max_body: usize,
+    /// A request body must arrive within this, or the request gets `408`.
+    pub(crate) body_read: Duration,
     /// How long [`Api::shutdown`] lets in-flight requests finish.
     pub(crate) drain: Duration,
 }
@@ -69,6 +80,8 @@ impl Default for Limits {
             connections: 512,
             max_buf: 16 * 1024,
             max_headers: 64,
+            max_body: 4096,
+            body_read: Duration::from_secs(10),
             drain: Duration::from_secs(3),
         }
     }
@@ -153,12 +166,12 @@ pub(crate) fn start_with(
     bound(&socket_path, tcp.as_ref().map(|(_, local)| *local));
 
     let stop = shutdown.child_token();
-    let token = config.api_token.as_ref().map(|t| t.as_bytes().to_vec());
     let mut tasks = Vec::new();
     let unix_ctx = Arc::new(Ctx {
         shared: shared.clone(),
-        token: None,
+        guard: Guard::socket(config),
     });
+    let tcp_guard = Guard::tcp(config);
     let path = socket_path.clone();
     tasks.push(tokio::spawn({
         let stop = stop.clone();
@@ -168,7 +181,10 @@ pub(crate) fn start_with(
         }
     }));
     let tcp_addr = tcp.map(|(listener, local)| {
-        let ctx = Arc::new(Ctx { shared, token });
+        let ctx = Arc::new(Ctx {
+            shared,
+            guard: tcp_guard,
+        });
         tasks.push(tokio::spawn(serve(listener, ctx, stop.clone(), limits)));
         local
     });

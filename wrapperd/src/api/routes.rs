@@ -1,42 +1,47 @@
-//! The API's routes as one warp filter: routing, the bearer token, query parameters.
+//! The API's routes as one warp filter: routing, access, query parameters.
 //!
 //! The filter dispatches on the exact path itself, so the answers for an unknown path (`404`),
-//! a wrong method on a known path (`405` with `Allow: GET, HEAD`) and a missing token (`401`)
-//! never depend on the order in which warp combines rejections; a `recover` handler turns
-//! whatever warp itself might still reject into the same plain one-line answers.
+//! a wrong method on a known path (`405`) and a missing token (`401`) never depend on the order
+//! in which warp combines rejections; a `recover` handler turns whatever warp itself might
+//! still reject into the same plain one-line answers. Who may read and who may control is
+//! decided in `auth`; the control requests themselves are answered in `control`.
 //!
-//! # Choices SPEC §6 leaves open
+//! # Choices SPEC §6 and §10 leave open
 //! - `json` (on `/last_*` and `/cmd`): present with an empty value, `1` or `true` → JSON;
 //!   absent, `0` or `false` → text (case-insensitive); any other value → `400`.
-//! - `count` and `seconds`: optional `+`, then ASCII digits; a value past the type's range
-//!   saturates (so it means "everything held"); anything else, the empty value included, is
-//!   `400`. When a parameter is repeated the first one counts; unknown parameters are ignored.
+//! - `count` (on `/last_*` and `/runs`) and `seconds`: optional `+`, then ASCII digits; a value
+//!   past the type's range saturates (so it means "everything held"); anything else, the empty
+//!   value included, is `400`. When a parameter is repeated the first one counts; unknown
+//!   parameters are ignored.
 //! - `/start_time` and `/get_ffmpeg_pid` answer `503` (one line) before ffmpeg was started; after
 //!   it exited they keep answering the last ffmpeg's values.
 //! - `/healthz`: `200 ok`, else `503` with `<health>: <reason>` (e.g. `stalled: no output for 16 s`).
-//! - `HEAD` is answered like `GET` (without a body).
-//! - With `API_TOKEN`, a TCP request other than `/healthz` without the token gets `401` (with
-//!   `WWW-Authenticate: Bearer`) before anything else, unknown paths included, so paths cannot
-//!   be probed. The scheme `Bearer` is matched case-insensitively, the token exactly.
+//! - `HEAD` is answered like `GET` (without a body). Reading paths answer other methods with
+//!   `405` and `Allow: GET, HEAD`; `/stop` and `/restart` answer anything but `POST` with `405`
+//!   and `Allow: POST`.
+//! - The order of the checks: the token (`401`), the path (`404`), the method (`405`), whether
+//!   this request may control (`403`), then the answer. A request body is bounded by the
+//!   listener before any of this (`413`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use shared::timefmt;
-use subtle::ConstantTimeEq;
-use warp::http::header::{self, HeaderMap, HeaderValue};
+use warp::http::header::HeaderMap;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use super::auth::{Guard, Need};
+use super::control;
 use super::format::{
     format_lines, json_strings, json_value, method_not_allowed, not_started, plain, with_type,
     JSON, TEXT,
 };
 use super::metrics;
-use crate::state::Daemon;
+use crate::state::{Control, Daemon};
 
-/// `count` when a `/last_*` request gives none.
+/// `count` when a `/last_*` or `/runs` request gives none.
 const DEFAULT_COUNT: usize = 20;
 /// `seconds` when a `/series` request gives none.
 const DEFAULT_SERIES_SECONDS: u64 = 300;
@@ -46,13 +51,18 @@ const MAX_SERIES_SECONDS: u64 = i64::MAX as u64 / 1000;
 /// Snapshots with more lines than this are formatted on a blocking thread.
 const BLOCKING_FORMAT_LINES: usize = 2048;
 
-/// What the handlers need: the state, and the token a request must carry (TCP only).
+/// What the handlers need: the state, and the listener's rules.
 pub(crate) struct Ctx {
     /// The state every answer is read from.
     pub(crate) shared: Arc<Daemon>,
-    /// `API_TOKEN` on the TCP listener; `None` on the socket (and without `API_TOKEN`).
-    pub(crate) token: Option<Vec<u8>>,
+    /// Who may read and control on this listener.
+    pub(crate) guard: Guard,
 }
+
+/// Who sent a request, for the log of control requests: `socket`, or the TCP peer's address.
+/// The listener puts it in every request's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin(pub(crate) Arc<str>);
 
 /// Every known path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +77,9 @@ enum Route {
     Series,
     Healthz,
     Metrics,
+    Runs,
+    Stop,
+    Restart,
 }
 
 impl Route {
@@ -83,9 +96,35 @@ impl Route {
             "/series" => Route::Series,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
+            "/runs" => Route::Runs,
+            "/stop" => Route::Stop,
+            "/restart" => Route::Restart,
             _ => return None,
         })
     }
+
+    /// What a control path asks; `None` for the reading paths.
+    fn control(self) -> Option<Control> {
+        match self {
+            Route::Stop => Some(Control::Stop),
+            Route::Restart => Some(Control::Restart),
+            _ => None,
+        }
+    }
+}
+
+/// One request as the handler reads it.
+struct Request<'a> {
+    /// Its method.
+    method: &'a Method,
+    /// Its path, without the query.
+    path: &'a str,
+    /// Its query parameters, in order.
+    params: &'a [(String, String)],
+    /// Its headers (the token).
+    headers: &'a HeaderMap,
+    /// Who sent it.
+    origin: &'a str,
 }
 
 /// The whole API as one filter that never rejects.
@@ -96,16 +135,24 @@ pub(crate) fn routes(
         .and(warp::path::full())
         .and(warp::query::<Vec<(String, String)>>())
         .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Origin>())
         .and_then(
             move |method: Method,
                   path: warp::path::FullPath,
                   params: Vec<(String, String)>,
-                  headers: HeaderMap| {
+                  headers: HeaderMap,
+                  origin: Option<Origin>| {
                 let ctx = ctx.clone();
                 async move {
-                    Ok::<_, warp::Rejection>(
-                        handle(&ctx, &method, path.as_str(), &params, &headers).await,
-                    )
+                    let origin = origin.map_or_else(|| "unknown".into(), |o| o.0);
+                    let req = Request {
+                        method: &method,
+                        path: path.as_str(),
+                        params: &params,
+                        headers: &headers,
+                        origin: &origin,
+                    };
+                    Ok::<_, warp::Rejection>(handle(&ctx, &req).await)
                 }
             },
         )
@@ -118,7 +165,7 @@ fn recover(r: &warp::Rejection) -> Response {
     if r.is_not_found() {
         plain(StatusCode::NOT_FOUND, "not found")
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        method_not_allowed()
+        method_not_allowed("GET, HEAD")
     } else if r.find::<warp::reject::InvalidQuery>().is_some() {
         plain(StatusCode::BAD_REQUEST, "bad query string")
     } else {
@@ -128,29 +175,38 @@ fn recover(r: &warp::Rejection) -> Response {
 }
 
 /// One request: the token first, then the path, the method and the route's answer.
-async fn handle(
-    ctx: &Ctx,
-    method: &Method,
-    path: &str,
-    params: &[(String, String)],
-    headers: &HeaderMap,
-) -> Response {
-    let route = Route::of(path);
-    if let Some(token) = &ctx.token {
-        if route != Some(Route::Healthz) && !authorized(headers, token) {
-            let mut r = plain(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+async fn handle(ctx: &Ctx, req: &Request<'_>) -> Response {
+    let route = Route::of(req.path);
+    let control = route
+        .and_then(Route::control)
+        .filter(|_| req.method == Method::POST);
+    if route != Some(Route::Healthz) {
+        let need = if control.is_some() {
+            Need::Control
+        } else {
+            Need::Read
+        };
+        let cred = ctx.guard.credential(req.headers);
+        if let Err(denied) = ctx.guard.check(need, cred) {
+            if let Some(what) = control {
+                control::log_refused(what, req.origin, denied.as_str());
+            }
+            return denied.response();
         }
     }
     let Some(route) = route else {
-        return plain(StatusCode::NOT_FOUND, format!("not found: {path}"));
+        return plain(StatusCode::NOT_FOUND, format!("not found: {}", req.path));
     };
-    if method != Method::GET && method != Method::HEAD {
-        return method_not_allowed();
+    if let Some(what) = control {
+        return control::answer(&ctx.shared, what, req.origin);
     }
-    match answer(ctx, route, params).await {
+    if route.control().is_some() {
+        return method_not_allowed("POST");
+    }
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    match answer(ctx, route, req.params).await {
         Ok(r) => r,
         Err(message) => plain(StatusCode::BAD_REQUEST, message),
     }
@@ -210,6 +266,11 @@ async fn answer(ctx: &Ctx, route: Route, params: &[(String, String)]) -> Result<
             metrics::CONTENT_TYPE,
             metrics::text(&shared.status()),
         ),
+        Route::Runs => {
+            let count = count_param(param("count"), "count", DEFAULT_COUNT)?;
+            with_type(StatusCode::OK, JSON, shared.runs_json(count))
+        }
+        Route::Stop | Route::Restart => method_not_allowed("POST"),
     })
 }
 
@@ -233,22 +294,6 @@ async fn last_lines(shared: &Daemon, stdout: bool, count: usize, json: bool) -> 
         Ok(body) => with_type(StatusCode::OK, if json { JSON } else { TEXT }, body),
         Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-}
-
-/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.
-fn authorized(headers: &HeaderMap, token: &[u8]) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return false;
-    };
-    let value = value.as_bytes();
-    let Some((scheme, rest)) = value.split_at_checked(6) else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case(b"bearer") || !rest.starts_with(b" ") {
-        return false;
-    }
-    let given = rest.trim_ascii();
-    bool::from(given.ct_eq(token))
 }
 
 /// A non-negative integer (saturating past the type's range), or `default` when absent.
@@ -303,304 +348,5 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::{Read as _, Write as _};
-    use std::time::{Duration, Instant};
-
-    use shared::api::{ExitInfo, FfmpegStatus, Series, State};
-
-    use super::super::testutil::{args, block, get, ok, raw_request, stamp, Fixture, T0};
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn bad_numbers_are_400_with_one_line() {
-        let f = Fixture::new(&[]);
-        f.push_lines(&[(T0, "a"), (T0, "b")]);
-        let c = f.unix();
-        for q in [
-            "/last_stdout?count=abc",
-            "/last_stdout?count=-1",
-            "/last_stdout?count=",
-            "/last_stdout?count=1.5",
-            "/last_stdout?count=%201",
-            "/last_progress?count=x&json",
-            "/series?seconds=-5",
-            "/series?seconds=ten",
-        ] {
-            let a = get(&c, q).await;
-            assert_eq!(a.status, 400, "{q}");
-            assert!(
-                !a.body.is_empty() && !a.body.contains('\n'),
-                "{q}: {:?}",
-                a.body
-            );
-            assert_eq!(a.content_type, TEXT);
-        }
-        assert!(get(&c, "/last_stdout?count=abc")
-            .await
-            .body
-            .contains("count must be a non-negative integer"));
-        // Huge and signed-positive counts are integers too: everything held.
-        for q in [
-            "?count=99999999999999999999999999999",
-            "?count=%2B2",
-            "?count=0002",
-        ] {
-            assert_eq!(
-                ok(&c, &format!("/last_stdout{q}"))
-                    .await
-                    .body
-                    .lines()
-                    .count(),
-                2
-            );
-        }
-        // Unknown parameters are ignored; a repeated one counts once, the first.
-        assert_eq!(
-            ok(&c, "/last_stdout?count=1&count=x&foo=bar")
-                .await
-                .body
-                .lines()
-                .count(),
-            1
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn seed_text_routes() {
-        let f = Fixture::new(&[]);
-        let c = f.unix();
-        for path in ["/start_time", "/get_ffmpeg_pid"] {
-            let a = get(&c, path).await;
-            assert_eq!(a.status, 503, "{path} before ffmpeg starts");
-            assert!(!a.body.contains('\n'));
-        }
-        f.shared.ffmpeg_started(4242, Instant::now());
-        let started = f.shared.ffmpeg_start_ms().unwrap();
-        assert_eq!(ok(&c, "/start_time").await.body, stamp(started));
-        assert_eq!(ok(&c, "/get_ffmpeg_pid").await.body, "4242");
-        assert_eq!(
-            ok(&c, "/get_pid").await.body,
-            std::process::id().to_string()
-        );
-        let a = ok(&c, "/cmd").await;
-        assert_eq!(
-            a.body,
-            "-re -i my file.mp4 -metadata title=\"déjà vu\" out.flv"
-        );
-        assert_eq!(a.content_type, TEXT);
-        for q in ["?json", "?json=1", "?json=true"] {
-            let a = ok(&c, &format!("/cmd{q}")).await;
-            assert_eq!(a.content_type, JSON);
-            assert_eq!(
-                a.body,
-                r#"["-re", "-i", "my file.mp4", "-metadata", "title=\"déjà vu\"", "out.flv"]"#
-            );
-            assert_eq!(
-                serde_json::from_str::<Vec<String>>(&a.body).unwrap(),
-                args()
-            );
-        }
-        assert_eq!(ok(&c, "/cmd?json=0").await.body, args().join(" "));
-        assert_eq!(get(&c, "/cmd?json=2").await.status, 400);
-        // After ffmpeg exited the last values stay.
-        f.shared.set_exit(ExitInfo {
-            code: 1,
-            ffmpeg_status: FfmpegStatus::Code(1),
-            reason: "ffmpeg ended by itself".into(),
-        });
-        assert_eq!(ok(&c, "/get_ffmpeg_pid").await.body, "4242");
-    }
-
-    /// An API with two blocks, 10 s and 1 s old; returns `now`.
-    fn with_two_blocks() -> (Fixture, i64) {
-        let f = Fixture::new(&[("ENCODING_RATE_WINDOW", "0")]);
-        f.shared.ffmpeg_started(77, Instant::now());
-        let now = timefmt::now_ms();
-        f.shared
-            .push_block(now - 10_000, Instant::now(), &block(10, 400_000));
-        f.shared
-            .push_block(now - 1_000, Instant::now(), &block(20, 800_000));
-        (f, now)
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn status_and_series_json() {
-        let (f, now) = with_two_blocks();
-        f.push_lines(&[(now, "hello")]);
-        let c = f.unix();
-        let st = c.status().await.unwrap();
-        assert_eq!(st.pid, std::process::id());
-        assert_eq!(st.ffmpeg_pid, Some(77));
-        assert_eq!(st.state, State::Running);
-        assert_eq!(st.cmd, args());
-        assert_eq!(st.counters.log_lines, 1);
-        assert_eq!(st.counters.progress_blocks, 2);
-        assert_eq!(st.progress.unwrap().frame, Some(20));
-        assert_eq!(ok(&c, "/status").await.content_type, JSON);
-        let s: Series = c.series(300).await.unwrap();
-        assert_eq!(s.points.len(), 2);
-        assert_eq!(s.points[1].t, now - 1_000);
-        let a = ok(&c, "/series").await;
-        assert_eq!(a.content_type, JSON);
-        let s: Series = serde_json::from_str(&a.body).unwrap();
-        assert_eq!(s.points.len(), 2, "default 300 s");
-        assert!(a.body.starts_with("{\"points\":[{\"t\":"), "{}", a.body);
-        let s: Series = serde_json::from_str(&ok(&c, "/series?seconds=5").await.body).unwrap();
-        assert_eq!(s.points.len(), 1);
-        let s: Series = serde_json::from_str(&ok(&c, "/series?seconds=0").await.body).unwrap();
-        assert!(s.points.is_empty());
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn huge_series_seconds_mean_everything() {
-        let (f, _) = with_two_blocks();
-        let c = f.unix();
-        for seconds in [
-            "9223372036854775",     // the largest whose milliseconds fit an i64
-            "9223372036854775807",  // 2^63 - 1
-            "9223372036854775808",  // 2^63
-            "18446744073709551615", // u64::MAX
-            "99999999999999999999999",
-        ] {
-            let a = ok(&c, &format!("/series?seconds={seconds}")).await;
-            let s: Series = serde_json::from_str(&a.body).unwrap();
-            assert_eq!(s.points.len(), 2, "seconds={seconds}");
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn healthz_follows_health() {
-        let f = Fixture::new(&[]);
-        let c = f.unix();
-        // Warming up (just started).
-        let a = get(&c, "/healthz").await;
-        assert_eq!((a.status, a.body.as_str()), (200, "ok"));
-        f.shared.begin_stopping("stop requested by SIGTERM".into());
-        let a = get(&c, "/healthz").await;
-        assert_eq!(a.status, 503);
-        assert_eq!(a.body, "stopping: stop requested by SIGTERM");
-        f.shared.set_exit(ExitInfo {
-            code: 0,
-            ffmpeg_status: FfmpegStatus::Signal(2),
-            reason: "stopped on request".into(),
-        });
-        let a = get(&c, "/healthz").await;
-        assert_eq!(
-            (a.status, a.body.as_str()),
-            (503, "exited: stopped on request")
-        );
-        // The other routes keep answering after the exit.
-        ok(&c, "/status").await;
-        ok(&c, "/metrics").await;
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn unknown_path_404_wrong_method_405_head_ok() {
-        let f = Fixture::new(&[("HTTP_PORT", "0")]);
-        for c in [f.unix(), f.tcp(None)] {
-            for path in ["/", "/nope", "/status/", "/last_stdout/x", "/STATUS"] {
-                let a = get(&c, path).await;
-                assert_eq!(a.status, 404, "{path}");
-                assert!(!a.body.contains('\n'));
-            }
-            for m in [Method::POST, Method::PUT, Method::DELETE] {
-                for path in ["/status", "/last_stdout", "/healthz", "/cmd"] {
-                    let a = c.request(m.clone(), path).await.unwrap();
-                    assert_eq!(a.status, 405, "{m} {path}");
-                }
-                assert_eq!(c.request(m.clone(), "/nope").await.unwrap().status, 404);
-            }
-            let a = c.request(Method::HEAD, "/status").await.unwrap();
-            assert_eq!((a.status, a.body.as_str()), (200, ""));
-        }
-        // The raw answer carries Allow.
-        let raw = raw_request(
-            &f.api.socket_path,
-            "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
-        assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
-        assert!(
-            raw.to_ascii_lowercase().contains("allow: get, head"),
-            "{raw}"
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn token_guards_tcp_but_not_healthz_or_the_socket() {
-        let f = Fixture::new(&[("HTTP_PORT", "0"), ("API_TOKEN", "s3cret")]);
-        for c in [
-            f.tcp(None),
-            f.tcp(Some("wrong")),
-            f.tcp(Some("s3cre")),
-            f.tcp(Some("s3cret2")),
-        ] {
-            for path in ["/status", "/last_stdout", "/metrics", "/cmd", "/nope"] {
-                let a = get(&c, path).await;
-                assert_eq!(a.status, 401, "{path}");
-                assert!(!a.body.contains("s3cret"));
-            }
-            assert_eq!(get(&c, "/healthz").await.status, 200);
-        }
-        let good = f.tcp(Some("s3cret"));
-        for path in ["/status", "/last_stdout", "/metrics", "/cmd", "/healthz"] {
-            ok(&good, path).await;
-        }
-        assert_eq!(get(&good, "/nope").await.status, 404);
-        assert_eq!(good.status().await.unwrap().pid, std::process::id());
-        // The socket needs none.
-        ok(&f.unix(), "/status").await;
-        // Scheme case-insensitive; other schemes are refused.
-        let addr = f.tcp_addr.unwrap();
-        for (value, want) in [
-            ("bearer s3cret", "200"),
-            ("BEARER s3cret", "200"),
-            ("Basic s3cret", "401"),
-            ("Bearers3cret", "401"),
-            ("s3cret", "401"),
-        ] {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let req = format!(
-                "GET /get_pid HTTP/1.1\r\nHost: x\r\nAuthorization: {value}\r\nConnection: close\r\n\r\n"
-            );
-            s.write_all(req.as_bytes()).unwrap();
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            assert!(
-                out.starts_with(&format!("HTTP/1.1 {want}")),
-                "{value}: {out}"
-            );
-        }
-    }
-
-    #[test]
-    fn params_and_tokens() {
-        assert_eq!(count_param::<usize>(None, "count", 20), Ok(20));
-        assert_eq!(count_param::<usize>(Some("0"), "count", 20), Ok(0));
-        assert_eq!(count_param::<u64>(Some("+7"), "s", 1), Ok(7));
-        assert_eq!(
-            count_param::<u64>(Some("1".repeat(60).as_str()), "s", 1),
-            Ok(u64::MAX)
-        );
-        for bad in ["", "+", "-1", "1e3", " 1", "0x10", "١"] {
-            assert!(
-                count_param::<usize>(Some(bad), "count", 20).is_err(),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(json_param(None), Ok(false));
-        assert_eq!(json_param(Some("")), Ok(true));
-        assert!(json_param(Some("on")).is_err());
-        let mut h = HeaderMap::new();
-        assert!(!authorized(&h, b"t"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        assert!(authorized(&h, b"t"));
-        assert!(!authorized(&h, b"tt"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
-        assert!(
-            !authorized(&h, b""),
-            "an empty token is never configured, never matches a bare scheme"
-        );
-    }
-}
+#[path = "routes_tests.rs"]
+mod tests;
