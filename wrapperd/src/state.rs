@@ -234,6 +234,7 @@ impl Daemon {
         g.stopping_reason = None;
         g.restarting = None;
         g.run.number += 1;
+        g.run.runs += 1;
         drop(g);
         self.wake_status();
         start_ms
