@@ -34,7 +34,8 @@ struct Inner {
     lines: Ring,
     /// ffmpeg's `-progress` blocks, as text.
     blocks: Ring,
-    /// One per block held in `blocks`, same order.
+    /// The `/series` points: one per block, one a second while none arrives (at most
+    /// `PROGRESS_BUFFER_LEN`).
     points: Points,
     /// The newest block, parsed, with its arrival time in Unix milliseconds.
     last_progress: Option<(i64, Progress)>,

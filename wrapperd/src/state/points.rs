@@ -77,7 +77,7 @@ const ODD: u32 = u32::MAX;
 /// In [`Chunk::kbps`]: no bitrate.
 const NO_KBPS: u32 = u32::MAX - 1;
 
-/// The `/series` points, one per block held, oldest first, in 24 bytes each instead of 32 and
+/// The `/series` points, oldest first, in 24 bytes each instead of 32 and
 /// without a doubled array's slack (100 000 by default, so this is a part of the memory goal).
 /// Exact: what goes in comes out bit for bit, so `/series` prints the same decimals.
 ///
