@@ -42,14 +42,10 @@
 //! - **Current rates.** The checks judge the rates at each block ([`Manager::on_block`]);
 //!   `/status`, `/metrics` and `/series` show them as they are now ([`Manager::rates_at`]),
 //!   falling when blocks stop coming or advancing (SPEC §5 amended, [`RateWindow::at`]).
-//! - **Memory** (`FFMPEG_MAX_RSS_MB`, SPEC §10). ffmpeg's resident memory is sampled by
-//!   `crate::rss` and given to [`Manager::on_rss`]. The period above the limit starts at the
-//!   first sample above it and ends at the first at or below it; once it lasted more than
-//!   `ENCODING_MAX_ERROR_TIME` (judged at a sample, a block or the deadline in
-//!   [`Manager::next_deadline`]) ffmpeg is stopped, reason `memory`. The user set that limit
-//!   explicitly, so it holds from ffmpeg's start: while warming up and with
-//!   `ENCODING_DISABLE_CHECK` too. While above the limit, health is `failing` with the memory
-//!   in the reason (unless `stalled`).
+//! - **Memory** (`FFMPEG_MAX_RSS_MB`, SPEC §10): the rule of `memory`, fed by
+//!   [`Manager::on_rss`]; it holds from ffmpeg's start (warming up and with
+//!   `ENCODING_DISABLE_CHECK` too: the user set that limit explicitly). While above the limit,
+//!   health is `failing` with the memory in the reason (unless `stalled`).
 
 use std::time::{Duration, Instant};
 
