@@ -11,6 +11,7 @@
 //! The tests run the built binaries: `cargo build --workspace --bins` first.
 
 mod api;
+mod config;
 mod fftop;
 mod grace;
 mod logs;

@@ -15,6 +15,7 @@
 //!   writer thread), `file` (`RotatingFile`), `stream` (stderr).
 //! - [`logging`]: wrapperd's own log (stderr and `wrapperd.log`).
 //! - [`rates`], [`manager`]: current rates and the rules that stop a failing encode (pure).
+//! - [`rss`]: samples ffmpeg's resident memory for the manager (`FFMPEG_MAX_RSS_MB`).
 //! - [`api`]: the HTTP API: `listener`, `io`, `routes`, `format`, `metrics`.
 //! - [`signals`]: what each signal to wrapperd means.
 //!
@@ -35,6 +36,7 @@ mod output;
 mod output_props;
 mod rates;
 mod ring;
+mod rss;
 mod runs;
 pub mod signals;
 mod state;

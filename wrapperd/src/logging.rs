@@ -10,6 +10,10 @@
 //! by one `[wrapperd] N lines dropped: …` line once stderr takes lines again. At exit, what is
 //! queued is written if stderr takes it within `EXIT_FLUSH`. That writer starts once ffmpeg has
 //! been spawned ([`start_stderr_writer`]); before, the few start-up lines go straight to stderr.
+//!
+//! With `FFMPEG_LOG_TO_STDERR`, ffmpeg's own output lines go to the same stderr queue, as
+//! ffmpeg printed them (no timestamp, so `docker logs` and the journal show them as if ffmpeg
+//! wrote them) ([`ffmpeg_line`]): the reader of ffmpeg's output never waits on stderr either.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -74,6 +78,18 @@ pub(crate) fn stderr_line(text: &str) {
     match STDERR.get() {
         Some(s) => s.push_raw(text),
         None => eprintln!("{text}"),
+    }
+}
+
+/// One of ffmpeg's output lines on wrapperd's stderr, as it is (`FFMPEG_LOG_TO_STDERR`). Queued,
+/// never waited on; when the stderr writer cannot be started, the line is dropped rather than
+/// written from the caller (the reader of ffmpeg's output).
+pub(crate) fn ffmpeg_line(text: &str) {
+    if STDERR.get().is_none() {
+        start_stderr_writer();
+    }
+    if let Some(s) = STDERR.get() {
+        s.push_raw(text);
     }
 }
 

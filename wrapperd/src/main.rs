@@ -1,9 +1,10 @@
-//! `wrapperd [FFMPEG ARGS...]`: read the configuration, start logging, run, map to an exit code.
+//! `wrapperd [FFMPEG ARGS...]`: read and check the configuration and the arguments (warnings to
+//! stderr), start logging, run, map to an exit code.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use wrapperd::config::Config;
+use wrapperd::config::{self, Config};
 use wrapperd::{logging, signals, supervisor};
 
 fn main() -> ExitCode {
@@ -25,14 +26,19 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let config = match Config::from_env() {
-        Ok(c) => c,
+    let config = match config::load_env(&args) {
+        Ok(loaded) => {
+            logging::init(loaded.config.is_debug);
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            loaded.config
+        }
         Err(e) => {
             eprintln!("wrapperd: {e}");
             return ExitCode::from(2);
         }
     };
-    logging::init(config.is_debug);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -36,8 +36,16 @@
 //! - **Health.** `stalled` (informational, more than 2 s without output or advance, measured
 //!   from ffmpeg's start when nothing came yet) is shown in every phase, warming up included, and
 //!   takes precedence over `failing`. With the checks disabled, health is `warming_up` until the
-//!   same start delays passed, then `ok` (or `stalled`); it is never `failing`. Once a stop is
-//!   decided, health is its reason (`failing`/`stalled`) with the stop message.
+//!   same start delays passed, then `ok` (or `stalled`); it is never `failing` for the encoding
+//!   (only for memory, below). Once a stop is decided, health is its reason (`failing`/`stalled`;
+//!   `failing` for `memory`) with the stop message.
+//! - **Current rates.** The checks judge the rates at each block ([`Manager::on_block`]);
+//!   `/status`, `/metrics` and `/series` show them as they are now ([`Manager::rates_at`]),
+//!   falling when blocks stop coming or advancing (SPEC §5 amended, [`RateWindow::at`]).
+//! - **Memory** (`FFMPEG_MAX_RSS_MB`, SPEC §10): the rule of `memory`, fed by
+//!   [`Manager::on_rss`]; it holds from ffmpeg's start (warming up and with
+//!   `ENCODING_DISABLE_CHECK` too: the user set that limit explicitly). While above the limit,
+//!   health is `failing` with the memory in the reason (unless `stalled`).
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +54,9 @@ use shared::progress::Progress;
 
 use crate::config::Config;
 use crate::rates::{CurrentRates, RateWindow};
+use memory::Memory;
+
+mod memory;
 
 /// How long without output or advance before health shows `stalled` (SPEC §6).
 pub const STALLED_HEALTH_AFTER: Duration = Duration::from_secs(2);
@@ -76,6 +87,8 @@ pub struct Rules {
     pub max_stuck_time: Duration,
     /// `ENCODING_RATE_WINDOW`: the span the current rates are measured over (0: ffmpeg's own).
     pub rate_window: Duration,
+    /// `FFMPEG_MAX_RSS_MB`: the most resident memory ffmpeg may keep for `max_error_time`.
+    pub max_rss_mb: Option<u64>,
 }
 
 impl Rules {
@@ -91,6 +104,7 @@ impl Rules {
             max_error_time: c.encoding_max_error_time,
             max_stuck_time: c.encoding_max_stdout_stuck_time,
             rate_window: c.encoding_rate_window,
+            max_rss_mb: c.ffmpeg_max_rss_mb,
         }
     }
 }
@@ -109,6 +123,8 @@ pub enum StopReason {
     Failing,
     /// No advance for too long.
     Stalled,
+    /// Resident memory above `FFMPEG_MAX_RSS_MB` for too long.
+    Memory,
 }
 
 impl StopReason {
@@ -116,12 +132,13 @@ impl StopReason {
         match self {
             StopReason::Failing => "failing",
             StopReason::Stalled => "stalled",
+            StopReason::Memory => "memory",
         }
     }
 
     pub fn health(self) -> Health {
         match self {
-            StopReason::Failing => Health::Failing,
+            StopReason::Failing | StopReason::Memory => Health::Failing,
             StopReason::Stalled => Health::Stalled,
         }
     }
@@ -199,6 +216,8 @@ pub struct Manager {
     min_speed: Option<f64>,
     /// The first block of the current failing period.
     failing_since: Option<Instant>,
+    /// The memory rule (`FFMPEG_MAX_RSS_MB`).
+    memory: Memory,
     /// The stop decided, once decided.
     stop: Option<Stop>,
     /// A stop has begun (by this manager or not): no more decisions, none logged that nothing
@@ -250,6 +269,7 @@ impl Manager {
             .max(wrapperd_start + rules.manager_start_delay);
         Manager {
             window: RateWindow::new(rules.rate_window),
+            memory: Memory::new(rules.max_rss_mb, rules.max_error_time),
             rules,
             ffmpeg_start,
             active_at,
@@ -321,13 +341,29 @@ impl Manager {
     /// instant or later decides the stop (the limits are "more than", so it is one nanosecond
     /// past the limit).
     pub fn next_deadline(&self) -> Option<Instant> {
-        if self.stop.is_some() || self.stood_down || self.rules.disabled {
+        if self.stop.is_some() || self.stood_down {
             return None;
         }
-        let d = self
-            .failing_deadline()
-            .map_or(self.stall_deadline(), |f| f.min(self.stall_deadline()));
+        let memory = self.memory.deadline();
+        let encoding = (!self.rules.disabled).then(|| {
+            self.failing_deadline()
+                .map_or(self.stall_deadline(), |f| f.min(self.stall_deadline()))
+        });
+        let d = memory.into_iter().chain(encoding).min()?;
         Some(d + Duration::from_nanos(1))
+    }
+
+    /// ffmpeg's resident memory was `bytes` at `now` (sampled by `crate::rss` while it runs).
+    /// Returns the decisions to log; a period above `FFMPEG_MAX_RSS_MB` longer than
+    /// `ENCODING_MAX_ERROR_TIME` is a stop (reason `memory`).
+    pub fn on_rss(&mut self, now: Instant, bytes: u64) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.stop.is_some() || self.stood_down {
+            return notes;
+        }
+        notes.extend(self.memory.sample(now, bytes));
+        self.check_deadlines(now, &mut notes);
+        notes
     }
 
     /// ffmpeg is being stopped (for any reason): decide and log nothing more. Rates and health
@@ -350,6 +386,9 @@ impl Manager {
         if frozen > STALLED_HEALTH_AFTER {
             return (Health::Stalled, Some(self.stall_sentence(now, frozen)));
         }
+        if let Some(why) = self.memory.above(now) {
+            return (Health::Failing, Some(why));
+        }
         if !self.is_active(now) {
             return if self.rules.disabled && now >= self.active_at {
                 (Health::Ok, None)
@@ -367,9 +406,16 @@ impl Manager {
         (Health::Ok, None)
     }
 
-    /// The newest current rates.
+    /// The current rates at the newest block, as the checks judged them.
+    #[cfg(test)]
     pub fn rates(&self) -> CurrentRates {
         self.rates
+    }
+
+    /// The current rates at `now`: the window ends now, so they fall when blocks stop coming
+    /// or advancing (SPEC §5 amended).
+    pub fn rates_at(&self, now: Instant) -> CurrentRates {
+        self.window.at(now)
     }
 
     /// The `check` object of /status.
@@ -561,7 +607,13 @@ impl Manager {
 
     /// Decides a stop whose deadline is passed (the earlier one when both are).
     fn check_deadlines(&mut self, now: Instant, notes: &mut Vec<String>) {
-        if self.stop.is_some() || self.stood_down || !self.is_active(now) {
+        if self.stop.is_some() || self.stood_down {
+            return;
+        }
+        if let Some(message) = self.memory.over_for_too_long(now) {
+            return self.decide(StopReason::Memory, message, notes);
+        }
+        if !self.is_active(now) {
             return;
         }
         let stall = self.stall_deadline();
@@ -591,6 +643,11 @@ impl Manager {
         };
         let (reason, why) = why;
         let message = format!("{why}; {}", self.last_values());
+        self.decide(reason, message, notes);
+    }
+
+    /// The stop is decided, for `reason`, with `message`.
+    fn decide(&mut self, reason: StopReason, message: String, notes: &mut Vec<String>) {
         notes.push(format!(
             "manager stops ffmpeg ({}): {message}",
             reason.as_str()

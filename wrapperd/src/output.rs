@@ -10,6 +10,10 @@
 //! its queue, whose writer runs on its own thread. Nothing
 //! on this path waits on the disk or on API clients, and no API client waits on the log file's
 //! queue, so ffmpeg is never held back by its wrapper.
+//!
+//! With `FFMPEG_LOG_TO_STDERR` (SPEC §10) the lines also go to wrapperd's stderr queue
+//! ([`crate::logging::ffmpeg_line`], never waited on either), except the repeating stats lines
+//! ([`is_stats_line`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -197,6 +201,42 @@ impl LineLog for Option<LogSink> {
     }
 }
 
+/// ffmpeg's stats line, printed again and again while it encodes (and once more at the end):
+/// `frame=  123 fps= 25 q=28.0 size=  256KiB time=00:00:04.92 bitrate= 426.2kbits/s speed=1x`,
+/// or without a video stream (and in ffmpeg 5) `size=  157kB time=… bitrate=… speed=…`,
+/// `Lsize=…` at the end.
+pub(crate) fn is_stats_line(line: &str) -> bool {
+    let l = line.trim_start();
+    (l.starts_with("frame=") || l.starts_with("size=") || l.starts_with("Lsize="))
+        && l.contains("time=")
+        && (l.contains("bitrate=") || l.contains("speed="))
+}
+
+/// Where the lines of one read go after the state: the log file, and wrapperd's stderr
+/// (`FFMPEG_LOG_TO_STDERR`) without the stats lines.
+struct Logs {
+    /// `ffmpeg.log`, unless `NO_FILE_LOG`.
+    file: Option<LogSink>,
+    /// `FFMPEG_LOG_TO_STDERR`.
+    stderr: bool,
+}
+
+impl LineLog for Logs {
+    fn log(&mut self, unix_ms: i64, text: &str, ends: &[usize]) {
+        self.file.log(unix_ms, text, ends);
+        if self.stderr {
+            let mut start = 0;
+            for &end in ends {
+                let line = &text[start..end];
+                start = end;
+                if !is_stats_line(line) {
+                    crate::logging::ffmpeg_line(line);
+                }
+            }
+        }
+    }
+}
+
 /// Any closure over each line (the tests).
 impl<F: FnMut(i64, &str)> LineLog for F {
     fn log(&mut self, unix_ms: i64, text: &str, ends: &[usize]) {
@@ -208,9 +248,14 @@ impl<F: FnMut(i64, &str)> LineLog for F {
     }
 }
 
-/// Reads ffmpeg's stdout or stderr until EOF, into the ring and the log file.
+/// Reads ffmpeg's stdout or stderr until EOF, into the ring and the log file (and wrapperd's
+/// stderr with `FFMPEG_LOG_TO_STDERR`).
 pub async fn read_lines(pipe: impl AsyncRead + Unpin, daemon: Arc<Daemon>, sink: Option<LogSink>) {
-    pump_lines(pipe, &daemon, sink).await;
+    let logs = Logs {
+        file: sink,
+        stderr: daemon.config.ffmpeg_log_to_stderr,
+    };
+    pump_lines(pipe, &daemon, logs).await;
 }
 
 /// [`read_lines`] with the log file as any `log`: each read is split first, its lines stamped
@@ -323,6 +368,36 @@ pub(crate) mod tests {
         v.iter()
             .map(|l| String::from_utf8_lossy(l).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn stats_lines_of_every_ffmpeg_are_told_from_the_rest() {
+        for stats in [
+            "frame=  123 fps= 25 q=28.0 size=     256KiB time=00:00:04.92 bitrate= 426.2kbits/s \
+             speed=0.99x elapsed=0:00:05.00",
+            "frame=  250 fps=0.0 q=-1.0 Lsize=     512kB time=00:00:10.00 bitrate= 419.4kbits/s \
+             speed=20.6x    ",
+            "frame=    0 fps=0.0 q=0.0 size=       0kB time=-577014:32:22.77 bitrate=  -0.0kbits/s \
+             speed=N/A",
+            "size=     157kB time=00:00:10.00 bitrate= 128.6kbits/s speed= 335x",
+            "size=N/A time=00:00:01.00 bitrate=N/A speed=1.01x",
+            "Lsize=     157kB time=00:00:10.00 bitrate= 128.6kbits/s speed= 335x",
+            "   frame=    5 fps=0.0 q=28.0 size=0kB time=00:00:00.20 bitrate=N/A speed=0.4x",
+        ] {
+            assert!(is_stats_line(stats), "{stats}");
+        }
+        for other in [
+            "Input #0, lavfi, from 'testsrc':",
+            "  Stream #0:0: Video: rawvideo (RGB[24] / 0x18424752), rgb24, 320x240, 25 tbr",
+            "[out#0/mp4 @ 0x55] video:120KiB audio:0KiB subtitle:0KiB other streams:0KiB",
+            "Unrecognized option 'presett'.",
+            "frame size changed to 640x480",
+            "size=10 is not a valid size",
+            "[q] command received. Exiting.",
+            "",
+        ] {
+            assert!(!is_stats_line(other), "{other}");
+        }
     }
 
     #[test]

@@ -15,12 +15,30 @@
 //!
 //! With a zero window the rates are ffmpeg's own reported `fps` and `speed` of each block.
 //!
+//! **The window ends now** (SPEC §5 amended): [`RateWindow::at`] gives the rates as they are at
+//! any instant, so they fall when blocks stop coming or stop advancing, and are 0 once a whole
+//! window has passed without advance. The reference is then the newest block at or before
+//! `now − window`; the end of the span is the newest block while it is *current*, i.e. for
+//! one block interval after it arrived (the gap between the two newest blocks, at most half the
+//! window), and `now − that interval` after that. So between two blocks of a steady encode the
+//! rates do not sawtooth (the end is a block, as at the block itself), and in a stall they fall
+//! smoothly from the moment the next block is overdue. A block that comes restores the rates
+//! measured at it. With a zero window (ffmpeg's own figures) the reported rates are shown
+//! until no block has advanced a counter for [`REPORTED_HOLD`], then 0.
+//!
+//! The checks of the manager judge each block at its arrival ([`RateWindow::push`]); `at`
+//! serves `/status`, `/metrics` and `/series`, and costs nothing on the block's path.
+//!
 //! Pure: time comes in as [`Instant`] arguments.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use shared::progress::Progress;
+
+/// With a zero window: how long ffmpeg's reported figures are shown after the last block that
+/// advanced a counter (as health turns `stalled`, SPEC §6); then the rates are 0.
+pub const REPORTED_HOLD: Duration = Duration::from_secs(2);
 
 /// Current rates; `None` until measurable.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -51,6 +69,10 @@ pub struct RateWindow {
     history: VecDeque<HeldBlock>,
     /// The rates given by the newest block (all `None` before the first).
     last: CurrentRates,
+    /// With a zero window: the highest `frame` and `out_time_us` seen, to tell an advance.
+    peak: (Option<u64>, Option<i64>),
+    /// With a zero window: when a block last advanced `frame` or `out_time_us`.
+    advanced_at: Option<Instant>,
 }
 
 impl RateWindow {
@@ -60,6 +82,8 @@ impl RateWindow {
             window,
             history: VecDeque::new(),
             last: CurrentRates::default(),
+            peak: (None, None),
+            advanced_at: None,
         }
     }
 
@@ -79,6 +103,14 @@ impl RateWindow {
     /// Takes the block that arrived at `now`; returns the current rates at it.
     pub fn push(&mut self, now: Instant, p: &Progress) -> CurrentRates {
         if self.window.is_zero() {
+            let frame_up = p.frame.is_some_and(|f| self.peak.0.is_none_or(|m| f > m));
+            let time_up = p
+                .out_time_us
+                .is_some_and(|t| self.peak.1.is_none_or(|m| t > m));
+            if frame_up || time_up {
+                self.peak = (p.frame.max(self.peak.0), p.out_time_us.max(self.peak.1));
+                self.advanced_at = Some(now);
+            }
             self.last = CurrentRates {
                 fps: p.fps,
                 speed: p.speed,
@@ -114,6 +146,72 @@ impl RateWindow {
         self.last
     }
 
+    /// The current rates at `now`, with the window ending at `now` (the module doc): the same as
+    /// at the newest block while it is current, falling after, 0 once a whole window passed
+    /// without advance.
+    pub fn at(&self, now: Instant) -> CurrentRates {
+        if self.window.is_zero() {
+            return match self.advanced_at {
+                Some(t) if now.saturating_duration_since(t) > REPORTED_HOLD => zeroed(self.last),
+                _ => self.last,
+            };
+        }
+        let Some(newest) = self.history.back() else {
+            return self.last;
+        };
+        if now <= newest.at {
+            return self.last;
+        }
+        let len = self.history.len();
+        if len < 2 {
+            // Nothing measured since a start or a counter reset: what was measured last, until
+            // a whole window passed without a block.
+            return if now.saturating_duration_since(newest.at) >= self.window {
+                zeroed(self.last)
+            } else {
+                self.last
+            };
+        }
+        let gap = newest
+            .at
+            .saturating_duration_since(self.history[len - 2].at);
+        let hold = gap.min(self.window / 2);
+        let end = now
+            .checked_sub(hold)
+            .map_or(newest.at, |e| e.max(newest.at));
+        let edge = now.checked_sub(self.window);
+        CurrentRates {
+            fps: self.rate_to(newest, end, edge, |x| x.frame.map(|f| f as f64)),
+            speed: self.rate_to(newest, end, edge, |x| x.out_time_us.map(|t| t as f64 / 1e6)),
+        }
+    }
+
+    /// Δvalue / Δwall-time from the reference (the newest held block at or before `edge` that
+    /// has the value, else the oldest that has it) to `newest`'s value at `end`.
+    fn rate_to(
+        &self,
+        newest: &HeldBlock,
+        end: Instant,
+        edge: Option<Instant>,
+        value: impl Fn(&HeldBlock) -> Option<f64>,
+    ) -> Option<f64> {
+        let v1 = value(newest)?;
+        let before = edge.map_or(0, |e| self.history.partition_point(|x| x.at <= e));
+        let (t0, v0) = self
+            .history
+            .range(..before)
+            .rev()
+            .chain(self.history.range(before..))
+            .find_map(|x| value(x).map(|v| (x.at, v)))?;
+        if t0 >= newest.at {
+            // Only the newest block has the value: not measurable, until a whole window passed
+            // without another block.
+            return edge.is_some_and(|e| newest.at <= e).then_some(0.0);
+        }
+        let dt = end.checked_duration_since(t0)?.as_secs_f64();
+        (dt > 0.0).then(|| (v1 - v0) / dt)
+    }
+
     /// Whether `s` has a counter below the newest value held.
     fn went_backwards(&self, s: &HeldBlock) -> bool {
         let newest_frame = self.history.iter().rev().find_map(|x| x.frame);
@@ -131,6 +229,14 @@ impl RateWindow {
             .find_map(|x| value(x).map(|v| (x.at, v)))?;
         let dt = newest.at.checked_duration_since(t0)?.as_secs_f64();
         (dt > 0.0).then(|| (v1 - v0) / dt)
+    }
+}
+
+/// Known rates as 0, unknown ones still unknown.
+fn zeroed(r: CurrentRates) -> CurrentRates {
+    CurrentRates {
+        fps: r.fps.map(|_| 0.0),
+        speed: r.speed.map(|_| 0.0),
     }
 }
 
@@ -275,6 +381,132 @@ mod tests {
         p.fps = None;
         p.speed = None;
         assert_eq!(w.push(t0 + secs(1.0), &p), CurrentRates::default());
+    }
+
+    /// A steady encode at 24 fps, speed 1, a block every 0.5 s from `t0` to `until` s.
+    fn steady(w: &mut RateWindow, t0: Instant, until: f64) {
+        let mut i = 0u64;
+        while i as f64 * 0.5 <= until + 1e-9 {
+            let s = i as f64 * 0.5;
+            w.push(t0 + secs(s), &block(Some(i * 12), Some(s)));
+            i += 1;
+        }
+    }
+
+    #[test]
+    fn between_the_blocks_of_a_steady_encode_the_rates_hold() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(secs(2.0));
+        let mut frame = 0u64;
+        for i in 0..=40u64 {
+            let at = i as f64 * 0.5;
+            let r = w.push(t0 + secs(at), &block(Some(frame), Some(at)));
+            if i >= 4 {
+                assert!(close(r.fps, 25.0) && close(r.speed, 1.0), "{r:?}");
+                for k in 1..10 {
+                    let between = w.at(t0 + secs(at + k as f64 * 0.05));
+                    assert!(close(between.fps, 25.0), "{at} +{k}: {between:?}");
+                    assert!(close(between.speed, 1.0), "{at} +{k}: {between:?}");
+                }
+            }
+            frame += 25 / 2 + (i % 2);
+        }
+    }
+
+    #[test]
+    fn silence_makes_the_rates_fall_to_0_within_a_window() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(secs(2.0));
+        steady(&mut w, t0, 20.0);
+        let last = w.at(t0 + secs(20.0));
+        assert!(close(last.fps, 24.0), "{last:?}");
+        // Current for one block interval, then falling, never rising, 0 after the window.
+        assert_eq!(w.at(t0 + secs(20.5)), last);
+        let mut before = last;
+        for k in 1..=60 {
+            let r = w.at(t0 + secs(20.5 + k as f64 * 0.05));
+            assert!(
+                r.fps.unwrap() <= before.fps.unwrap() + 1e-9,
+                "{k}: {r:?} > {before:?}"
+            );
+            assert!(
+                r.speed.unwrap() <= before.speed.unwrap() + 1e-9,
+                "{k}: {r:?}"
+            );
+            before = r;
+        }
+        assert!(w.at(t0 + secs(21.5)).fps.unwrap() < 20.0);
+        let zero = CurrentRates {
+            fps: Some(0.0),
+            speed: Some(0.0),
+        };
+        assert_eq!(w.at(t0 + secs(22.0)), zero);
+        assert_eq!(w.at(t0 + secs(3600.0)), zero);
+        // The block that ends the silence is measured over it.
+        let r = w.push(t0 + secs(30.0), &block(Some(490), Some(21.0)));
+        assert!(close(r.fps, 1.0) && close(r.speed, 0.1), "{r:?}");
+    }
+
+    #[test]
+    fn frozen_blocks_make_the_rates_fall_to_0_within_a_window() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(secs(2.0));
+        steady(&mut w, t0, 10.0);
+        let frozen = block(Some(240), Some(10.0));
+        let mut before = w.at(t0 + secs(10.0)).fps.unwrap();
+        for k in 1..=8 {
+            let at = t0 + secs(10.0 + k as f64 * 0.5);
+            let r = w.push(at, &frozen);
+            assert_eq!(w.at(at), r);
+            assert!(r.fps.unwrap() < before || before == 0.0, "{k}: {r:?}");
+            before = r.fps.unwrap();
+            let mid = w.at(at + secs(0.25));
+            assert!(mid.fps.unwrap() <= before + 1e-9, "{mid:?}");
+        }
+        assert_eq!(w.at(t0 + secs(12.0)).fps, Some(0.0));
+        assert_eq!(w.at(t0 + secs(12.0)).speed, Some(0.0));
+    }
+
+    #[test]
+    fn not_measurable_stays_unknown_until_a_window_of_silence() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(secs(2.0));
+        assert_eq!(w.at(t0), CurrentRates::default());
+        w.push(t0, &block(None, Some(0.0)));
+        assert_eq!(w.at(t0 + secs(1.0)), CurrentRates::default());
+        assert_eq!(w.at(t0 + secs(5.0)), CurrentRates::default());
+        // Audio-only: the fps stays unknown while the speed falls.
+        w.push(t0 + secs(6.0), &block(None, Some(6.0)));
+        assert_eq!(w.at(t0 + secs(6.1)).fps, None);
+        assert_eq!(w.at(t0 + secs(9.0)).speed, Some(0.0));
+        // Only the newest block has an out_time: no speed until a window without blocks.
+        let mut w = RateWindow::new(secs(2.0));
+        w.push(t0, &block(Some(0), None));
+        w.push(t0 + secs(0.5), &block(Some(12), Some(0.5)));
+        assert_eq!(w.at(t0 + secs(1.5)).speed, None);
+        assert_eq!(w.at(t0 + secs(2.5)).speed, Some(0.0));
+    }
+
+    #[test]
+    fn reported_figures_fall_to_0_once_blocks_stop_advancing() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(Duration::ZERO);
+        let mut p = block(Some(10), Some(1.0));
+        p.fps = Some(24.5);
+        p.speed = Some(0.98);
+        w.push(t0, &p);
+        w.push(t0 + secs(1.5), &p);
+        assert_eq!(w.at(t0 + secs(1.9)).fps, Some(24.5));
+        assert_eq!(
+            w.at(t0 + secs(2.1)),
+            CurrentRates {
+                fps: Some(0.0),
+                speed: Some(0.0)
+            }
+        );
+        p.frame = Some(11);
+        w.push(t0 + secs(3.0), &p);
+        assert_eq!(w.at(t0 + secs(4.0)).speed, Some(0.98));
     }
 
     #[test]

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use shared::api::RunRecord;
 
+use crate::output::is_stats_line;
+
 pub(crate) use crate::state::RUNS_KEPT;
 
 /// The longest output line kept in a record, in bytes (cut on a character boundary, with `…`).
@@ -135,13 +137,6 @@ fn rewrite(path: &Path, lines: &VecDeque<Arc<str>>) -> std::io::Result<()> {
     f.write_all(&buf)?;
     drop(f);
     std::fs::rename(&tmp, path)
-}
-
-/// Whether `line` is one of ffmpeg's repeating stats updates (`frame= … speed=…`, or the
-/// `size= … time= …` form of audio-only and copy encodes), which say nothing about an end.
-pub(crate) fn is_stats_line(line: &str) -> bool {
-    let l = line.trim_start();
-    (l.starts_with("frame=") || l.starts_with("size=")) && l.contains("time=")
 }
 
 /// ffmpeg's own last words: its last lines that are not stats updates, up to [`LAST_WORDS`],

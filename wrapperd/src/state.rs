@@ -25,7 +25,7 @@ use crate::ring::{Ring, Snapshot};
 
 mod points;
 
-use points::{Points, RatePoint};
+use points::{instant_of, Points, RatePoint};
 
 /// Everything behind the lock.
 #[derive(Debug)]
@@ -35,7 +35,8 @@ struct Inner {
     lines: Ring,
     /// ffmpeg's `-progress` blocks, as text.
     blocks: Ring,
-    /// One per block held in `blocks`, same order.
+    /// The `/series` points: one per block, one a second while none arrives (at most
+    /// `PROGRESS_BUFFER_LEN`).
     points: Points,
     /// The newest block, parsed, with its arrival time in Unix milliseconds.
     last_progress: Option<(i64, Progress)>,
@@ -343,6 +344,10 @@ impl Daemon {
     pub fn push_block(&self, unix_ms: i64, now: Instant, block: &Block) -> Vec<String> {
         let mut g = self.lock();
         let g = &mut *g;
+        let cap = self.config.progress_buffer_len;
+        let m = &g.manager;
+        g.points
+            .fill(cap, unix_ms, |t| m.rates_at(instant_of(now, unix_ms, t)));
         g.blocks.push(unix_ms, &block.text);
         let (rates, notes) = g.manager.on_block(now, &block.progress);
         g.points.push_back(RatePoint::new(
@@ -351,11 +356,21 @@ impl Daemon {
             rates.speed,
             block.progress.bitrate_kbps,
         ));
-        while g.points.len() > g.blocks.len() {
+        while g.points.len() > cap {
             g.points.pop_front();
         }
         g.last_progress = Some((unix_ms, block.progress));
         notes
+    }
+
+    /// ffmpeg's resident memory was `bytes` at `now` (`crate::rss`), if `pid` is the running
+    /// ffmpeg (else ignored: a sample of an ended run); returns the manager's decisions to log.
+    pub fn push_rss(&self, now: Instant, pid: u32, bytes: u64) -> Vec<String> {
+        let mut g = self.lock();
+        if g.state != State::Running || g.ffmpeg_pid != Some(pid) {
+            return Vec::new();
+        }
+        g.manager.on_rss(now, bytes)
     }
 
     /// When the manager must be polled next at the latest, if any deadline is pending.
@@ -385,8 +400,14 @@ impl Daemon {
         let back_ms = i64::try_from(seconds)
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
-        let since = timefmt::now_ms().saturating_sub(back_ms);
-        let g = self.lock();
+        let (now_ms, now) = (timefmt::now_ms(), Instant::now());
+        let since = now_ms.saturating_sub(back_ms);
+        let mut g = self.lock();
+        let g = &mut *g;
+        let m = &g.manager;
+        let cap = self.config.progress_buffer_len;
+        g.points
+            .fill(cap, now_ms, |t| m.rates_at(instant_of(now, now_ms, t)));
         let from = g.points.first_since(since);
         let points = g
             .points
@@ -406,7 +427,7 @@ impl Daemon {
         let now = Instant::now();
         let g = self.lock();
         let (health, reason) = health_of(&g, now);
-        let rates = g.manager.rates();
+        let rates = g.manager.rates_at(now);
         let progress = progress_info(&g);
         Status {
             version: shared::VERSION.to_string(),
@@ -599,12 +620,15 @@ mod tests {
         let now = timefmt::now_ms();
         d.push_block(now - 3_600_000, Instant::now(), &block(10));
         d.push_block(now - 1_000, Instant::now(), &block(20));
+        // The two blocks, and a point a second between them (no block for an hour).
         for seconds in [u64::MAX, 1 << 63, i64::MAX as u64, u64::MAX / 1000, 7200] {
-            assert_eq!(d.series(seconds).points.len(), 2, "seconds={seconds}");
+            let points = d.series(seconds).points;
+            assert_eq!(points.len(), 3600, "seconds={seconds}");
+            assert_eq!(points[0].t, now - 3_600_000, "seconds={seconds}");
         }
         let recent = d.series(60).points;
-        assert_eq!(recent.len(), 1);
-        assert_eq!(recent[0].t, now - 1_000);
+        assert!(recent.len() <= 60 && recent.iter().all(|p| p.t >= now - 60_000));
+        assert_eq!(recent.last().unwrap().t, now - 1_000);
         assert!(d.series(0).points.is_empty());
     }
 

@@ -18,6 +18,7 @@
 //! | `lines n=N to=stderr\|stdout` | print `line 1` … `line N`, each ending in `\n`, as fast as possible |
 //! | `bytes` | to stderr: `bad utf8: ` + bytes FF FE 80 + `\n`, then one line of 1 MiB of `x` + `\n`, then `after long line\n` |
 //! | `echo TEXT` | print `TEXT\n` to stderr (`TEXT` is the next word) |
+//! | `grow mb=N secs=T` | allocate and touch `N` MiB (held until the end, so its resident memory grows by that), then encode as `run fps=25` for `T` s (default `inf`) |
 //! | `orphans n=N secs=0.2` | `N` times run `sh -c 'sleep 0.2 & exit 0'` and wait for the `sh`: each `sleep` is orphaned and reparented to the subreaper |
 //! | `exit code=N` | write the final block (`progress=end`) and the final stats line, exit `N` |
 //! | `die sig=N` | kill itself with signal `N` (default disposition; no final block) |
@@ -57,176 +58,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-#[derive(Debug, Clone, PartialEq)]
-enum Phase {
-    Run {
-        fps: f64,
-        speed: Option<f64>,
-        secs: f64,
-    },
-    Freeze {
-        secs: f64,
-    },
-    Silence {
-        secs: f64,
-    },
-    Lines {
-        n: u64,
-        stdout: bool,
-    },
-    Bytes,
-    Echo(String),
-    Orphans {
-        n: u32,
-        secs: f64,
-    },
-    Exit {
-        code: i32,
-    },
-    Die {
-        sig: i32,
-    },
-}
+#[path = "fake_ffmpeg/script.rs"]
+mod script;
 
-#[derive(Debug, Clone, PartialEq)]
-struct Script {
-    phases: Vec<Phase>,
-    block_interval: f64,
-    rate: f64,
-    start_frame: u64,
-    audio: bool,
-    nostats: bool,
-    ignore_sigint: bool,
-    ignore_q: bool,
-    finish_secs: f64,
-    warnings: Vec<String>,
-}
-
-fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("bad value {key}={v}"))
-}
-
-fn secs(key: &str, v: &str) -> Result<f64, String> {
-    let s: f64 = num(key, v)?;
-    if s.is_nan() || s < 0.0 {
-        return Err(format!("bad value {key}={v}"));
-    }
-    Ok(s)
-}
-
-fn parse(words: &[String]) -> Result<Script, String> {
-    let mut s = Script {
-        phases: Vec::new(),
-        block_interval: 0.5,
-        rate: 25.0,
-        start_frame: 0,
-        audio: false,
-        nostats: false,
-        ignore_sigint: false,
-        ignore_q: false,
-        finish_secs: 0.0,
-        warnings: Vec::new(),
-    };
-    let inf = f64::INFINITY;
-    let mut it = words.iter();
-    while let Some(w) = it.next() {
-        let (key, val) = w.split_once('=').unwrap_or((w.as_str(), ""));
-        let phase = match w.as_str() {
-            "run" => Some(Phase::Run {
-                fps: 25.0,
-                speed: None,
-                secs: inf,
-            }),
-            "freeze" => Some(Phase::Freeze { secs: inf }),
-            "silence" => Some(Phase::Silence { secs: inf }),
-            "lines" => Some(Phase::Lines {
-                n: 0,
-                stdout: false,
-            }),
-            "bytes" => Some(Phase::Bytes),
-            "echo" => Some(Phase::Echo(it.next().cloned().unwrap_or_default())),
-            "orphans" => Some(Phase::Orphans { n: 1, secs: 0.2 }),
-            "exit" => Some(Phase::Exit { code: 0 }),
-            "die" => Some(Phase::Die { sig: 9 }),
-            _ => None,
-        };
-        if let Some(p) = phase {
-            s.phases.push(p);
-            continue;
-        }
-        match (w.as_str(), key) {
-            ("audio", _) => s.audio = true,
-            ("nostats", _) => s.nostats = true,
-            ("ignore-sigint", _) => s.ignore_sigint = true,
-            ("ignore-q" | "-nostdin", _) => s.ignore_q = true,
-            (_, "block-interval") => s.block_interval = secs(key, val)?.max(0.001),
-            (_, "rate") => s.rate = secs(key, val)?.max(0.001),
-            (_, "start-frame") => s.start_frame = num(key, val)?,
-            (_, "finish-secs") => s.finish_secs = secs(key, val)?,
-            _ => {
-                let known = match (s.phases.last_mut(), key) {
-                    (Some(Phase::Run { fps, .. }), "fps") => {
-                        *fps = secs(key, val)?;
-                        true
-                    }
-                    (Some(Phase::Run { speed, .. }), "speed") => {
-                        *speed = Some(secs(key, val)?);
-                        true
-                    }
-                    (
-                        Some(
-                            Phase::Run { secs: t, .. }
-                            | Phase::Freeze { secs: t }
-                            | Phase::Silence { secs: t }
-                            | Phase::Orphans { secs: t, .. },
-                        ),
-                        "secs",
-                    ) => {
-                        *t = secs(key, val)?;
-                        true
-                    }
-                    (Some(Phase::Lines { n, .. }), "n") => {
-                        *n = num(key, val)?;
-                        true
-                    }
-                    (Some(Phase::Lines { stdout, .. }), "to") => {
-                        *stdout = match val {
-                            "stdout" => true,
-                            "stderr" => false,
-                            _ => return Err(format!("bad value {w}")),
-                        };
-                        true
-                    }
-                    (Some(Phase::Orphans { n, .. }), "n") => {
-                        *n = num(key, val)?;
-                        true
-                    }
-                    (Some(Phase::Exit { code }), "code") => {
-                        *code = num(key, val)?;
-                        true
-                    }
-                    (Some(Phase::Die { sig }), "sig") => {
-                        *sig = num(key, val)?;
-                        true
-                    }
-                    _ => false,
-                };
-                if !known {
-                    s.warnings
-                        .push(format!("fake-ffmpeg: ignored argument {w:?}"));
-                }
-            }
-        }
-    }
-    if s.phases.is_empty() {
-        s.phases.push(Phase::Run {
-            fps: 25.0,
-            speed: None,
-            secs: inf,
-        });
-    }
-    Ok(s)
-}
+use script::{parse, Phase, Script};
 
 // ---- signals: the handler only writes the log and sets flags (async-signal-safe) ----
 
@@ -482,6 +317,15 @@ fn run_phase(enc: &mut Encode, phase: &Phase) -> Option<Ending> {
             }
             None
         }
+        Phase::Grow { mb, secs } => {
+            let mut held = vec![0u8; usize::try_from(*mb).unwrap_or(usize::MAX) << 20];
+            for page in held.chunks_mut(4096) {
+                page[0] = 1;
+            }
+            // Held (leaked) to the end: the resident memory stays grown.
+            std::hint::black_box(held.leak());
+            enc.blocks(Some((25.0, 25.0 / enc.script.rate)), *secs)
+        }
         Phase::Exit { .. } | Phase::Die { .. } => None,
     }
 }
@@ -591,84 +435,6 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn p(s: &str) -> Result<Script, String> {
-        parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn phases_and_parameters() {
-        let s =
-            p("run fps=30 speed=1.2 secs=3 freeze secs=5 silence secs=1.5 exit code=3").unwrap();
-        assert_eq!(
-            s.phases,
-            vec![
-                Phase::Run {
-                    fps: 30.0,
-                    speed: Some(1.2),
-                    secs: 3.0
-                },
-                Phase::Freeze { secs: 5.0 },
-                Phase::Silence { secs: 1.5 },
-                Phase::Exit { code: 3 },
-            ]
-        );
-        assert!(s.warnings.is_empty());
-    }
-
-    #[test]
-    fn options_anywhere() {
-        let s = p("block-interval=0.1 run secs=1 start-frame=90000 audio nostats ignore-sigint -nostdin finish-secs=2 rate=50").unwrap();
-        assert_eq!(s.block_interval, 0.1);
-        assert_eq!(s.start_frame, 90000);
-        assert_eq!(s.rate, 50.0);
-        assert_eq!(s.finish_secs, 2.0);
-        assert!(s.audio && s.nostats && s.ignore_sigint && s.ignore_q);
-        assert_eq!(
-            s.phases,
-            vec![Phase::Run {
-                fps: 25.0,
-                speed: None,
-                secs: 1.0
-            }]
-        );
-    }
-
-    #[test]
-    fn defaults_and_other_phases() {
-        assert_eq!(
-            p("").unwrap().phases,
-            vec![Phase::Run {
-                fps: 25.0,
-                speed: None,
-                secs: f64::INFINITY
-            }]
-        );
-        let s = p("lines n=1000000 to=stdout bytes orphans n=20 echo hello die sig=15").unwrap();
-        assert_eq!(
-            s.phases,
-            vec![
-                Phase::Lines {
-                    n: 1_000_000,
-                    stdout: true
-                },
-                Phase::Bytes,
-                Phase::Orphans { n: 20, secs: 0.2 },
-                Phase::Echo("hello".into()),
-                Phase::Die { sig: 15 },
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_words_warn_and_bad_values_fail() {
-        let s = p("-i input.mp4 run secs=1 colour=blue").unwrap();
-        assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
-        assert!(p("run secs=abc").is_err());
-        assert!(p("run secs=-1").is_err());
-        assert!(p("lines to=nowhere").is_err());
-        assert!(p("exit code=x").is_err());
-    }
 
     #[test]
     fn speed_format_is_like_ffmpeg() {

@@ -19,6 +19,7 @@ use shared::client::{Client, Target};
 use tests::*;
 
 mod fake;
+mod falling;
 mod real;
 
 const T: Duration = Duration::from_secs(60);

@@ -320,7 +320,11 @@ mod tests {
                 value(name);
             }
         }
-        assert_eq!(value("ffwrapper_runs_total"), 0.0);
+        assert_eq!(
+            value("ffwrapper_runs_total"),
+            1.0,
+            "the fixture started one run"
+        );
         assert_eq!(value("ffwrapper_restarts_total"), 0.0);
         assert_eq!(value("ffwrapper_info"), 1.0);
         assert_eq!(value("ffwrapper_up"), 1.0);
@@ -398,7 +402,7 @@ mod tests {
              # HELP ffwrapper_uptime_seconds Seconds since wrapperd started.\n\
              # TYPE ffwrapper_uptime_seconds gauge\nffwrapper_uptime_seconds {}\n\
              # HELP ffwrapper_runs_total ffmpeg runs started by this wrapperd.\n\
-             # TYPE ffwrapper_runs_total counter\nffwrapper_runs_total 0\n\
+             # TYPE ffwrapper_runs_total counter\nffwrapper_runs_total 1\n\
              # HELP ffwrapper_restarts_total Restarts by this wrapperd (by the restart policy or POST /restart).\n\
              # TYPE ffwrapper_restarts_total counter\nffwrapper_restarts_total 0\n\
              # HELP ffwrapper_last_exit_timestamp_seconds When the newest ended run ended, Unix seconds.\n\

@@ -138,16 +138,19 @@ async fn status_and_series_json() {
     assert_eq!(st.counters.progress_blocks, 2);
     assert_eq!(st.progress.unwrap().frame, Some(20));
     assert_eq!(ok(&c, "/status").await.content_type, JSON);
+    // The blocks' points (with a bitrate), and one a second between them (none for 9 s).
+    let blocks = |s: &Series| s.points.iter().filter(|p| p.bitrate_kbps.is_some()).count();
     let s: Series = c.series(300).await.unwrap();
-    assert_eq!(s.points.len(), 2);
-    assert_eq!(s.points[1].t, now - 1_000);
+    assert_eq!((s.points.len(), blocks(&s)), (10, 2));
+    assert_eq!(s.points[9].t, now - 1_000);
+    assert_eq!(s.points[1].t, now - 9_000);
     let a = ok(&c, "/series").await;
     assert_eq!(a.content_type, JSON);
     let s: Series = serde_json::from_str(&a.body).unwrap();
-    assert_eq!(s.points.len(), 2, "default 300 s");
+    assert_eq!(s.points.len(), 10, "default 300 s");
     assert!(a.body.starts_with("{\"points\":[{\"t\":"), "{}", a.body);
     let s: Series = serde_json::from_str(&ok(&c, "/series?seconds=5").await.body).unwrap();
-    assert_eq!(s.points.len(), 1);
+    assert_eq!(blocks(&s), 1);
     let s: Series = serde_json::from_str(&ok(&c, "/series?seconds=0").await.body).unwrap();
     assert!(s.points.is_empty());
 }
@@ -165,7 +168,11 @@ async fn huge_series_seconds_mean_everything() {
     ] {
         let a = ok(&c, &format!("/series?seconds={seconds}")).await;
         let s: Series = serde_json::from_str(&a.body).unwrap();
-        assert_eq!(s.points.len(), 2, "seconds={seconds}");
+        assert_eq!(
+            s.points.len(),
+            10,
+            "seconds={seconds}: 2 blocks, 8 s between"
+        );
     }
 }
 

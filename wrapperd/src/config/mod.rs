@@ -10,8 +10,13 @@
 //! A bad value is one [`ConfigError`] line naming the variable, the value and what is allowed;
 //! `main` turns it into exit status 2 without starting ffmpeg. Parsing takes the variables as an
 //! argument so it is tested without touching the process environment.
+//!
+//! [`load`] is what `main` calls: the configuration, the user's arguments checked (a `-progress`
+//! of their own is refused, [`LoadError::Progress`]), and the warnings of `warn` (a switch given
+//! as "any string", a variable that looks like a misspelt one of ours), each one line.
 
 mod parse;
+mod warn;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -31,6 +36,59 @@ pub struct ConfigError {
     pub value: String,
     /// What the variable accepts.
     pub allowed: &'static str,
+}
+
+/// What stops wrapperd before anything starts (exit status 2), as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// A bad environment value.
+    #[error(transparent)]
+    Value(#[from] ConfigError),
+    /// The user's arguments hold their own `-progress` (argument `index`, counted from 1).
+    #[error(
+        "ffmpeg argument {index} is -progress: wrapperd adds its own -progress for the manager \
+         (a second one would take the progress stream away from it); remove it"
+    )]
+    Progress {
+        /// Its place among the user's arguments, from 1.
+        index: usize,
+    },
+}
+
+/// The configuration and what to warn about, once everything is checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// One line each, for stderr (and the log).
+    pub warnings: Vec<String>,
+}
+
+/// Reads and checks the configuration from `vars` and the user's ffmpeg arguments `args`.
+pub fn load(
+    vars: impl IntoIterator<Item = (String, String)>,
+    args: &[OsString],
+) -> Result<Loaded, LoadError> {
+    let env: HashMap<String, String> = vars.into_iter().collect();
+    let config = Config::from_map(&env)?;
+    if let Some(i) = args.iter().position(|a| a == "-progress") {
+        return Err(LoadError::Progress { index: i + 1 });
+    }
+    Ok(Loaded {
+        config,
+        warnings: warn::warnings(&env),
+    })
+}
+
+/// [`load`] from the process environment.
+pub fn load_env(args: &[OsString]) -> Result<Loaded, LoadError> {
+    let vars = std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    });
+    load(vars, args)
 }
 
 /// How log files are rotated (SPEC §4).
@@ -119,7 +177,10 @@ macro_rules! vars {
             pub fn from_vars(
                 vars: impl IntoIterator<Item = (String, String)>,
             ) -> Result<Config, ConfigError> {
-                let env: HashMap<String, String> = vars.into_iter().collect();
+                Config::from_map(&vars.into_iter().collect())
+            }
+
+            fn from_map(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
                 Ok(Config {
                     $($field: Raw {
                         var: $name,
@@ -153,7 +214,7 @@ vars! {
     stdout_buffer_len: usize = "STDOUT_BUFFER_LEN" ["100000"] count(1, "an integer >= 1"),
         "ffmpeg output lines kept in memory (>= 1)",
         ok "1" => "1", bad ["0", "ten", "-1"];
-    no_file_log: bool = "NO_FILE_LOG" ["false"] flag(),
+    no_file_log: bool = "NO_FILE_LOG" ["false"] lenient_flag(),
         "write no log files at all",
         ok "anything" => "true", bad [];
     log_rotation_mode: RotationMode = "LOG_ROTATION_MODE" ["days"] rotation(),
@@ -169,7 +230,7 @@ vars! {
     log_rotation_backup: usize = "LOG_ROTATION_BACKUP" ["5"] count(0, "an integer >= 0"),
         "rotated files kept per log (>= 0)",
         ok "0" => "0", bad ["-1", "x"];
-    is_debug: bool = "IS_DEBUG" ["false"] flag(),
+    is_debug: bool = "IS_DEBUG" ["false"] lenient_flag(),
         "debug-level wrapperd logs",
         ok "ON" => "true", bad [];
     manager_start_delay: Duration = "MANAGER_START_DELAY" ["5"] seconds(),
@@ -180,7 +241,7 @@ vars! {
         ok "0" => "0", bad ["-3", "-1"];
     encoding_disable_check: bool = "ENCODING_DISABLE_CHECK" ["false"] flag(),
         "no encoding checks at all",
-        ok "yes" => "true", bad [];
+        ok "yes" => "true", bad ["flase", "2", "y", "enabled"];
     encoding_min_speed: f64 = "ENCODING_MIN_SPEED" ["0.85"] number(),
         "speed below which the encode is failing",
         ok "0.5" => "0.5", bad ["fast", "-0.1"];
@@ -220,7 +281,7 @@ vars! {
         ok "s3cret" => "(set)", bad [];
     exit_code_passthrough: bool = "EXIT_CODE_PASSTHROUGH" ["false"] flag(),
         "exit with ffmpeg's own status",
-        ok "1" => "true", bad [];
+        ok "1" => "true", bad ["2", "-1", "ture"];
     restart: RestartPolicy = "RESTART" ["never"] restart(),
         "never, on-failure or always: start a new run when one ends (SPEC 10)",
         ok " On-Failure " => "on-failure", bad ["sometimes", "onfailure", "1"];
@@ -247,13 +308,13 @@ vars! {
         ok "512" => "512", bad ["0", "-5", "1.5", "lots"];
     ffmpeg_log_to_stderr: bool = "FFMPEG_LOG_TO_STDERR" ["false"] flag(),
         "also write ffmpeg's output lines (not its stats) to wrapperd's stderr",
-        ok "1" => "true", bad [];
+        ok " On " => "true", bad ["yess", "stderr"];
     api_control_token: Option<String> = "API_CONTROL_TOKEN" ["unset"] secret(),
         "bearer token for POST /stop and /restart on TCP (also grants reading)",
         ok "k3y" => "(set)", bad [];
     api_read_only: bool = "API_READ_ONLY" ["false"] flag(),
         "refuse POST /stop and /restart on every listener (403)",
-        ok "true" => "true", bad [];
+        ok "TRUE" => "true", bad ["maybe", "read-only", "t"];
 }
 
 impl Default for Config {
@@ -264,16 +325,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_vars(std::env::vars_os().map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        }))
-    }
-
     /// `--help`: usage and every variable with its default.
     pub fn usage() -> String {
         let mut s = String::from(
@@ -397,6 +448,11 @@ mod tests {
                 "70000",
                 r#""70000"; allowed: a port number from 0 to 65535 (0: any free port)"#,
             ),
+            (
+                "ENCODING_DISABLE_CHECK",
+                " flase ",
+                r#""flase"; allowed: 1, 0, true, false, yes, no, on or off (any case), or empty"#,
+            ),
         ];
         for (var, value, tail) in cases {
             let line = cfg(&[(var, value)]).unwrap_err().to_string();
@@ -406,12 +462,77 @@ mod tests {
 
     #[test]
     fn booleans() {
-        for v in ["", "0", "false", "No", "OFF", "FALSE", " off "] {
-            assert!(!cfg(&[("NO_FILE_LOG", v)]).unwrap().no_file_log, "{v}");
+        for var in ["ENCODING_DISABLE_CHECK", "NO_FILE_LOG", "API_READ_ONLY"] {
+            for v in ["", "0", "false", "No", "OFF", "FALSE", " off ", "\t0\n"] {
+                let c = cfg(&[(var, v)]).unwrap();
+                assert_eq!(effective(&c, var), "false", "{var}={v:?}");
+            }
+            for v in ["1", "true", "yes", "on", " On ", "YES"] {
+                let c = cfg(&[(var, v)]).unwrap();
+                assert_eq!(effective(&c, var), "true", "{var}={v:?}");
+            }
         }
-        for v in ["1", "true", "yes", "on", "anything"] {
-            assert!(cfg(&[("NO_FILE_LOG", v)]).unwrap().no_file_log, "{v}");
+        // A typo never flips a safety switch...
+        for v in ["flase", "2", "-1", "y", "n", "tru", "enable", "0.0", "offf"] {
+            let e = cfg(&[("ENCODING_DISABLE_CHECK", v)]).unwrap_err();
+            assert_eq!(e.var, "ENCODING_DISABLE_CHECK", "{v}");
         }
+        // ...but the two the seed promised to "any string" still take one (with a warning).
+        for var in ["NO_FILE_LOG", "IS_DEBUG"] {
+            let c = cfg(&[(var, "anything")]).unwrap();
+            assert_eq!(effective(&c, var), "true", "{var}");
+        }
+    }
+
+    #[test]
+    fn load_refuses_a_progress_of_the_users_own_and_gives_the_warnings() {
+        let vars = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let args = |a: &[&str]| -> Vec<OsString> { a.iter().map(OsString::from).collect() };
+        let e = load(
+            vars(&[]),
+            &args(&["-i", "in", "-progress", "pipe:1", "out"]),
+        )
+        .unwrap_err();
+        assert_eq!(e, LoadError::Progress { index: 3 });
+        assert_eq!(
+            e.to_string(),
+            "ffmpeg argument 3 is -progress: wrapperd adds its own -progress for the manager \
+             (a second one would take the progress stream away from it); remove it"
+        );
+        // A bad value comes first; values and names merely like -progress pass.
+        let e = load(
+            vars(&[("IS_DEBUG", ""), ("API_READ_ONLY", "maybe")]),
+            &args(&["-progress"]),
+        );
+        assert!(matches!(
+            e,
+            Err(LoadError::Value(ConfigError {
+                var: "API_READ_ONLY",
+                ..
+            }))
+        ));
+        let ok = load(
+            vars(&[("NO_FILE_LOG", "please"), ("RESTART_DELY", "2")]),
+            &args(&[
+                "-i",
+                "-progress.mp4",
+                "-metadata",
+                "title=-progress",
+                "--progress",
+            ]),
+        )
+        .unwrap();
+        assert!(ok.config.no_file_log);
+        assert_eq!(ok.warnings.len(), 2, "{:?}", ok.warnings);
+        assert!(
+            ok.warnings[1].contains("RESTART_DELAY"),
+            "{:?}",
+            ok.warnings
+        );
     }
 
     #[test]

@@ -23,6 +23,22 @@ pub(super) struct Raw<'a> {
     pub(super) default: &'static str,
 }
 
+/// What a boolean accepts, for its bad-value line.
+pub(super) const BOOLEAN_WORDS: &str = "1, 0, true, false, yes, no, on or off (any case), or empty";
+
+/// The value of a boolean's word (already trimmed), any case; `None` for any other text.
+pub(super) fn switch_word(v: &str) -> Option<bool> {
+    const FALSE: [&str; 5] = ["", "0", "false", "no", "off"];
+    const TRUE: [&str; 4] = ["1", "true", "yes", "on"];
+    if FALSE.iter().any(|w| v.eq_ignore_ascii_case(w)) {
+        Some(false)
+    } else if TRUE.iter().any(|w| v.eq_ignore_ascii_case(w)) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 impl Raw<'_> {
     fn bad(&self, value: &str, allowed: &'static str) -> ConfigError {
         ConfigError {
@@ -46,15 +62,19 @@ impl Raw<'_> {
         Ok(T::from(v.to_string()))
     }
 
-    /// A switch: unset, empty, `0`, `false`, `no`, `off` (any case) are false, any other text
-    /// is true. The default is false.
+    /// A switch (SPEC §2): unset, empty, `0`, `false`, `no`, `off` are false; `1`, `true`, `yes`,
+    /// `on` are true (any case, trimmed); anything else is a bad value, so a typo never flips a
+    /// safety switch.
     pub(super) fn flag(&self) -> Result<bool, ConfigError> {
-        let v = self
-            .value
-            .unwrap_or(self.default)
-            .trim()
-            .to_ascii_lowercase();
-        Ok(!matches!(v.as_str(), "" | "0" | "false" | "no" | "off"))
+        let v = self.value.unwrap_or(self.default).trim();
+        switch_word(v).ok_or_else(|| self.bad(v, BOOLEAN_WORDS))
+    }
+
+    /// A switch whose seed promised that "any string" turns it on (`NO_FILE_LOG`, `IS_DEBUG`):
+    /// like [`Raw::flag`], but any other non-empty text is true (`super::warn` says so).
+    pub(super) fn lenient_flag(&self) -> Result<bool, ConfigError> {
+        let v = self.value.unwrap_or(self.default).trim();
+        Ok(switch_word(v).unwrap_or(true))
     }
 
     /// An unsigned integer `>= min`.

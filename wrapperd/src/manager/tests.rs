@@ -589,3 +589,28 @@ fn out_time_format() {
     assert_eq!(fmt_out_time(Some(-1_500_000)), "-00:00:01.500");
     assert_eq!(fmt_out_time(None), "N/A");
 }
+
+#[test]
+fn current_rates_fall_when_blocks_stop_but_the_checks_judge_blocks() {
+    let mut s = Sim::new(Rules {
+        max_stuck_time: d(60.0),
+        ..fast()
+    });
+    s.run(0.0, 10.0, 25.0, 1.0);
+    let at_block = s.m.rates();
+    assert_eq!(s.m.rates_at(s.at(10.0)), at_block);
+    assert_eq!(s.m.rates_at(s.at(10.3)), at_block, "current until overdue");
+    let falling = s.m.rates_at(s.at(11.0)).fps.unwrap();
+    assert!(falling < 25.0 && falling > 0.0, "{falling}");
+    assert_eq!(
+        s.m.rates_at(s.at(12.0)).fps,
+        Some(0.0),
+        "a whole window (2 s)"
+    );
+    assert_eq!(s.m.rates_at(s.at(12.0)).speed, Some(0.0));
+    // Nothing is judged between blocks: the encode is not failing for it, nor stopped.
+    s.poll(20.0);
+    assert_eq!(s.stopped(), None);
+    assert!(!s.has("failing period started"), "{:?}", s.notes);
+    assert_eq!(s.m.rates(), at_block);
+}

@@ -1,10 +1,29 @@
-//! The `/series` points, one per progress block held (100 000 by default): stored compactly
-//! and exactly, since they are a part of the memory goal (issue 10: RSS with both rings full
-//! within 1.2 × the text held + 4 MiB).
+//! The `/series` points, one per progress block, and one a second while no block arrives, at
+//! most `PROGRESS_BUFFER_LEN` of them (100 000 by default): stored compactly and exactly, since
+//! they are a part of the memory goal (issue 10: RSS with both rings full within 1.2 × the text
+//! held + 4 MiB).
+//!
+//! **Points while no block arrives** (SPEC §5 amended): so that a graph drops to 0 in a stall
+//! instead of freezing at the last value, [`Points::fill`] adds a point every [`FILL_EVERY_MS`]
+//! after the newest one, with the current rates at its time (falling, `crate::rates`) and no
+//! bitrate. It is called lazily, with what is known at the time: before a block is stored (up
+//! to that block's arrival) and when `/series` is read (up to now), in each case only for
+//! times at least [`FILL_MARGIN_MS`] old, so a block read just before does not come after a
+//! point already given out. A steady encode (a block every 0.5 s) costs one comparison a block.
+//! A long stall nobody looked at is filled in one go at its end, at most `PROGRESS_BUFFER_LEN`
+//! points, the newest ones.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use shared::api::SeriesPoint;
+
+use crate::rates::CurrentRates;
+
+/// While no block arrives, a point this often (ms).
+pub(super) const FILL_EVERY_MS: i64 = 1000;
+/// Points are filled only for times at least this old (ms).
+pub(super) const FILL_MARGIN_MS: i64 = 250;
 
 /// The current rates at one progress block, for `/series` (a `None` is NaN), as [`Points`]
 /// takes and gives them back.
@@ -58,7 +77,7 @@ const ODD: u32 = u32::MAX;
 /// In [`Chunk::kbps`]: no bitrate.
 const NO_KBPS: u32 = u32::MAX - 1;
 
-/// The `/series` points, one per block held, oldest first, in 24 bytes each instead of 32 and
+/// The `/series` points, oldest first, in 24 bytes each instead of 32 and
 /// without a doubled array's slack (100 000 by default, so this is a part of the memory goal).
 /// Exact: what goes in comes out bit for bit, so `/series` prints the same decimals.
 ///
@@ -193,6 +212,41 @@ impl Points {
         self.len += 1;
     }
 
+    /// The newest point's time.
+    fn last_t_ms(&self) -> Option<i64> {
+        let last = self.len.checked_sub(1)?;
+        let (c, j) = self.at(last);
+        Some(c.t_ms(j))
+    }
+
+    /// Adds a point every [`FILL_EVERY_MS`] after the newest one, up to [`FILL_MARGIN_MS`]
+    /// before `known_ms` (the module doc), with the rates `rates_at` gives for its time; keeps
+    /// at most `cap` points. Nothing before the first point.
+    pub(super) fn fill(
+        &mut self,
+        cap: usize,
+        known_ms: i64,
+        rates_at: impl Fn(i64) -> CurrentRates,
+    ) {
+        let Some(last) = self.last_t_ms() else {
+            return;
+        };
+        let upto = known_ms.saturating_sub(FILL_MARGIN_MS);
+        let Some(gap) = upto.checked_sub(last).filter(|&g| g >= FILL_EVERY_MS) else {
+            return;
+        };
+        let count = gap / FILL_EVERY_MS;
+        let keep = i64::try_from(cap).unwrap_or(i64::MAX);
+        for k in (count - keep.min(count) + 1)..=count {
+            let t = last + k * FILL_EVERY_MS;
+            let r = rates_at(t);
+            self.push_back(RatePoint::new(t, r.fps, r.speed, None));
+        }
+        while self.len > cap {
+            self.pop_front();
+        }
+    }
+
     pub(super) fn pop_front(&mut self) {
         if self.len == 0 {
             return;
@@ -234,6 +288,12 @@ impl Points {
             c.get(j)
         })
     }
+}
+
+/// The instant of Unix time `t_ms`, given that `now_ms` is `now`.
+pub(super) fn instant_of(now: Instant, now_ms: i64, t_ms: i64) -> Instant {
+    let back = Duration::from_millis(u64::try_from(now_ms.saturating_sub(t_ms)).unwrap_or(0));
+    now.checked_sub(back).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -291,6 +351,55 @@ mod tests {
             pts.pop_front();
         }
         assert_eq!(pts.len(), 500);
+    }
+
+    #[test]
+    fn a_point_a_second_while_no_block_arrives() {
+        let rates = |t: i64| CurrentRates {
+            fps: Some(t as f64),
+            speed: None,
+        };
+        let mut pts = Points::default();
+        pts.fill(10, 99_000, rates);
+        assert_eq!(pts.len(), 0, "nothing before the first point");
+        pts.push_back(point(10_000, 100.0));
+        // Steady blocks: nothing to fill.
+        pts.fill(10, 10_500, rates);
+        pts.fill(10, 11_249, rates);
+        assert_eq!(pts.len(), 1);
+        pts.fill(10, 12_900, rates);
+        let got: Vec<(i64, f64, f64)> = pts
+            .from(0)
+            .map(|p| (p.t_ms, p.fps, p.bitrate_kbps))
+            .skip(1)
+            .collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0, got[0].1), (11_000, 11_000.0));
+        assert_eq!((got[1].0, got[1].1), (12_000, 12_000.0));
+        assert!(got.iter().all(|p| p.2.is_nan()), "no bitrate");
+        // Again: only what is new.
+        pts.fill(10, 12_900, rates);
+        assert_eq!(pts.len(), 3);
+        // A stall far longer than the cap: the newest `cap` points, up to the margin.
+        pts.fill(10, 1_000_000_000, rates);
+        let times: Vec<i64> = pts.from(0).map(|p| p.t_ms).collect();
+        assert_eq!(times.len(), 10);
+        assert_eq!(*times.last().unwrap(), 999_999_000);
+        assert!(
+            times.windows(2).all(|w| w[1] - w[0] == FILL_EVERY_MS),
+            "{times:?}"
+        );
+    }
+
+    #[test]
+    fn instants_of_unix_times() {
+        let now = Instant::now();
+        assert_eq!(instant_of(now, 5_000, 5_000), now);
+        assert_eq!(
+            instant_of(now, 5_000, 3_500),
+            now - Duration::from_millis(1500)
+        );
+        assert_eq!(instant_of(now, 5_000, 9_000), now);
     }
 
     #[test]

@@ -229,7 +229,10 @@ async fn run_once<E: phase::Events>(
 /// ffmpeg ended by itself: its last lines (not its stats) on wrapperd's stderr, so a user in a
 /// terminal sees why without opening `ffmpeg.log`.
 fn print_last_lines(lines: &[String]) {
-    let words: Vec<&String> = lines.iter().filter(|l| !runs::is_stats_line(l)).collect();
+    let words: Vec<&String> = lines
+        .iter()
+        .filter(|l| !crate::output::is_stats_line(l))
+        .collect();
     let tail = &words[words.len().saturating_sub(STDERR_LAST_LINES)..];
     if tail.is_empty() {
         return;

@@ -56,7 +56,9 @@ pub(crate) fn m12_restarts(c: &Ctx, rep: &mut Report) {
          (b) The fake ffmpeg with `exit code=1` under `RESTART=on-failure`, `RESTART_DELAY` = \
          `RESTART_MAX_DELAY` = 0.001 s, `STDOUT_BUFFER_LEN` = `PROGRESS_BUFFER_LEN` = 1000: \
          wrapperd's VmRSS and open descriptors after the first 1000 runs (warm) against after \
-         the last, and the lines of `status/runs.jsonl` at the end. The rings are bounded \
+         the last, and the lines of `status/runs.jsonl` at the end. Each is taken from 200 samples over 2 s: \
+         the median VmRSS, and the fewest open descriptors (the count between runs; a run \
+         holds a few more while it lasts). The rings are bounded \
          caches that fill up to their settings (each run adds its final stats line and block; \
          with the defaults of 100 000 they are still filling after 10 000 runs, +2.6 MiB), so \
          they are set small enough to be full before the warm-up ends: the growth measured is \
@@ -156,12 +158,22 @@ fn crash_loop(c: &Ctx) -> Crash {
             .and_then(|s| s["run"]["number"].as_u64())
             .unwrap_or(0)
     };
-    let fds = || fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |r| r.count());
+    // Descriptors come and go with each run (ffmpeg's pipes, the FIFO): the fewest seen in 200
+    // samples over 2 s is the count between runs. RSS: the median of the same samples.
+    let sample = || {
+        let (mut rss, mut fds) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            fds.push(fs::read_dir(format!("/proc/{pid}/fd")).map_or(usize::MAX, |r| r.count()));
+            rss.push(status_bytes(pid, "VmRSS").unwrap_or(f64::NAN));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        (median(&rss), fds.into_iter().min().unwrap_or(0))
+    };
     let t = Instant::now();
     wait_for(600.0, || number(&d) >= warm);
-    let (rss0, fd0) = (status_bytes(pid, "VmRSS").unwrap_or(f64::NAN), fds());
+    let (rss0, fd0) = sample();
     wait_for(3600.0, || number(&d) >= total);
-    let (rss1, fd1) = (status_bytes(pid, "VmRSS").unwrap_or(f64::NAN), fds());
+    let (rss1, fd1) = sample();
     let secs = t.elapsed().as_secs_f64();
     let runs = number(&d);
     d.stop();
