@@ -191,6 +191,13 @@ impl Daemon {
         Ok(())
     }
 
+    /// wrapperd is going to exit (systemd's `STOPPING=1`, SPEC §12): it has exited, or a stop is
+    /// under way that no other run follows. RESTART-LOOP: false while stopping a run that
+    /// another follows (`RESTART`, `POST /restart`).
+    pub fn exiting(&self) -> bool {
+        matches!(self.lock().state, State::Stopping | State::Exited)
+    }
+
     /// The control request waiting to be acted on, taken.
     pub(crate) fn take_control(&self) -> Option<ControlRequest> {
         self.lock().control.take()

@@ -66,6 +66,7 @@ enum Route {
     Status,
     Series,
     Healthz,
+    Livez,
     Metrics,
 }
 
@@ -82,6 +83,7 @@ impl Route {
             "/status" => Route::Status,
             "/series" => Route::Series,
             "/healthz" => Route::Healthz,
+            "/livez" => Route::Livez,
             "/metrics" => Route::Metrics,
             _ => return None,
         })
@@ -137,7 +139,7 @@ async fn handle(
 ) -> Response {
     let route = Route::of(path);
     if let Some(token) = &ctx.token {
-        if route != Some(Route::Healthz) && !authorized(headers, token) {
+        if !matches!(route, Some(Route::Healthz | Route::Livez)) && !authorized(headers, token) {
             let mut r = plain(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -205,6 +207,17 @@ async fn answer(ctx: &Ctx, route: Route, params: &[(String, String)]) -> Result<
                 },
             ),
         },
+        // SPEC §12: wrapperd's loop answered within the last 5 s, whatever the encode's health.
+        Route::Livez if shared.beat_age() < std::time::Duration::from_secs(5) => {
+            plain(StatusCode::OK, "ok")
+        }
+        Route::Livez => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "wrapperd's loop has not gone round for {:.1} s",
+                shared.beat_age().as_secs_f64()
+            ),
+        ),
         Route::Metrics => with_type(
             StatusCode::OK,
             metrics::CONTENT_TYPE,

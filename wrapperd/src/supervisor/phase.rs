@@ -172,6 +172,7 @@ impl<C: Child, E: Events> Supervisor<C, E> {
     /// Runs until ffmpeg has ended and been reaped.
     pub(crate) async fn supervise(&mut self) -> Outcome {
         loop {
+            self.shared.beat(); // BEAT: placeholder until the restart loop's own heartbeat.
             if let Some(status) = self.child.reap() {
                 return self.outcome(status);
             }
@@ -214,6 +215,7 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             () = sleep_until(deadline), if deadline.is_some() => Wake::ManagerDeadline,
             () = sleep_until(kill_at), if kill_at.is_some() => Wake::StopTimeout,
             () = sleep_until(grace_at), if grace_at.is_some() => Wake::InputGrace,
+            () = tokio::time::sleep(Duration::from_secs(1)) => Wake::Progress, // BEAT
         }
     }
 

@@ -166,6 +166,7 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
     let shared = Arc::new(Daemon::new(config, cmd));
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    crate::notify::start(shared.clone(), &tracker, token.clone());
     let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
         let _ = wd.write_status("API_SOCKET", &socket.display().to_string());
         let _ = wd.write_status("HTTP_ADDR", &tcp.map(|a| a.to_string()).unwrap_or_default());
