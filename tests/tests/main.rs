@@ -4,6 +4,7 @@
 //! `reliability::`, `stderr::`, `supervisor::`), or a part of one with its submodule:
 //!
 //! - `api::endpoints::`, `api::access::`, `api::load::`
+//! - `deploy::notify::`, `deploy::files::`, `deploy::container::`
 //! - `manager::fake::`, `manager::real::`
 //! - `reliability::disk::`, `reliability::process::`, `reliability::abuse::`
 //! - `supervisor::run::`, `supervisor::signals::`, `supervisor::startup::`
@@ -11,6 +12,7 @@
 //! The tests run the built binaries: `cargo build --workspace --bins` first.
 
 mod api;
+mod deploy;
 mod fftop;
 mod grace;
 mod logs;

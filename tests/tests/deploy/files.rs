@@ -1,0 +1,594 @@
+//! The files under `deploy/` checked against the code: every variable they set is one wrapperd
+//! knows (its table, `--help`); every metric the alert rules and the dashboard name is in a
+//! running wrapperd's `/metrics`; every probe path answers; the YAML parses and has the fields
+//! the README promises; the unit passes `systemd-analyze verify` where it exists, and its
+//! `FFMPEG_ARGS` is split the way a shell would.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_norway::Value;
+use tests::{bin, config_vars, wait_until, Wd};
+
+use super::{get, read};
+
+/// `FFMPEG_ARGS`: the unit's own variable (ffmpeg's arguments), not wrapperd's.
+const UNIT_ARGS_VAR: &str = "FFMPEG_ARGS";
+
+/// The Dockerfile as (instruction, arguments), continuation lines joined, comments dropped.
+pub(super) fn dockerfile() -> Vec<(String, String)> {
+    let text = read("Dockerfile");
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('#') || (t.is_empty() && cur.is_empty()) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(part) => cur.push_str(&format!("{part} ")),
+            None => {
+                cur.push_str(t);
+                let (ins, rest) = cur.split_once(' ').unwrap_or((&cur, ""));
+                out.push((ins.to_uppercase(), rest.trim().to_string()));
+                cur.clear();
+            }
+        }
+    }
+    out
+}
+
+/// The instructions of the Dockerfile's last stage (the image that runs).
+pub(super) fn runtime_stage() -> Vec<(String, String)> {
+    let all = dockerfile();
+    let from = all.iter().rposition(|(i, _)| i == "FROM").expect("FROM");
+    all[from..].to_vec()
+}
+
+/// The `ENV K=V K=V` pairs of some instructions.
+pub(super) fn env_of(stage: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (_, args) in stage.iter().filter(|(i, _)| i == "ENV") {
+        assert!(!args.contains(['"', '\'']), "keep ENV unquoted: {args}");
+        for pair in args.split_whitespace() {
+            let (k, v) = pair.split_once('=').expect("ENV K=V");
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
+/// A YAML file's documents (split at `---` lines), merge keys applied.
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    let text = read(rel);
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+        } else {
+            let last = docs.last_mut().unwrap();
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    docs.iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .map(|d| {
+            let mut v: Value = serde_norway::from_str(d).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            v.apply_merge().unwrap();
+            v
+        })
+        .collect()
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+/// Seconds of a duration as compose and systemd write it (`20s`, `1min`, `30`).
+fn seconds(text: &str) -> f64 {
+    let t = text.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("min") {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (t, 1.0)
+    };
+    num.trim().parse::<f64>().expect("seconds") * mult
+}
+
+/// The `environment` of each compose service, by service.
+fn compose_env(compose: &Value) -> Vec<(String, Vec<(String, String)>)> {
+    let services = compose["services"].as_mapping().expect("services");
+    services
+        .iter()
+        .map(|(name, svc)| {
+            let env = match &svc["environment"] {
+                Value::Mapping(m) => m.iter().map(|(k, v)| (s(k), s(v))).collect(),
+                Value::Sequence(l) => l
+                    .iter()
+                    .map(|e| {
+                        let e = s(e);
+                        let (k, v) = e.split_once('=').unwrap_or((&e, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (s(name), env)
+        })
+        .collect()
+}
+
+/// The Kubernetes containers of every workload in `deployment.yaml`.
+fn k8s_containers() -> Vec<Value> {
+    yaml_docs("kubernetes/deployment.yaml")
+        .iter()
+        .filter(|d| ["Deployment", "StatefulSet"].contains(&s(&d["kind"]).as_str()))
+        .flat_map(|d| {
+            d["spec"]["template"]["spec"]["containers"]
+                .as_sequence()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+/// `[Section] Key=Value` lines of the unit, in order.
+fn unit() -> Vec<(String, String)> {
+    read("systemd/ff-wrapper@.service")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with('[') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn unit_value(key: &str) -> String {
+    let u = unit();
+    let found = u.iter().rev().find(|(k, _)| k == key);
+    found
+        .unwrap_or_else(|| panic!("no {key}= in the unit"))
+        .1
+        .clone()
+}
+
+/// `KEY=value` lines of the example env file, commented-out ones too; values unquoted as
+/// systemd's `EnvironmentFile=` does (double quotes, `\"` and `\\` inside).
+fn example_env(with_comments: bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in read("systemd/example.env").lines() {
+        let l = match line.strip_prefix('#') {
+            Some(rest) if with_comments => rest,
+            Some(_) => continue,
+            None => line,
+        };
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+        {
+            continue;
+        }
+        let v = match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(inner) => inner.replace("\\\"", "\"").replace("\\\\", "\\"),
+            None => v.to_string(),
+        };
+        out.push((k.to_string(), v));
+    }
+    out
+}
+
+/// Every variable a deploy file sets, with the file.
+fn variables_set() -> Vec<(String, &'static str)> {
+    let mut vars: Vec<(String, &str)> = Vec::new();
+    vars.extend(
+        env_of(&dockerfile())
+            .into_iter()
+            .map(|(k, _)| (k, "Dockerfile")),
+    );
+    for (_, env) in compose_env(&yaml_docs("compose.yaml")[0]) {
+        vars.extend(env.into_iter().map(|(k, _)| (k, "compose.yaml")));
+    }
+    for c in k8s_containers() {
+        for e in c["env"].as_sequence().into_iter().flatten() {
+            vars.push((s(&e["name"]), "kubernetes/deployment.yaml"));
+        }
+    }
+    for (k, v) in unit() {
+        if k == "Environment" {
+            vars.push((
+                v.split_once('=').unwrap().0.to_string(),
+                "ff-wrapper@.service",
+            ));
+        }
+    }
+    vars.extend(
+        example_env(true)
+            .into_iter()
+            .map(|(k, _)| (k, "example.env")),
+    );
+    vars
+}
+
+#[test]
+fn every_variable_the_deploy_files_set_is_one_wrapperd_knows() {
+    let help = Command::new(bin("wrapperd"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let known: BTreeSet<&str> = config_vars().collect();
+    let vars = variables_set();
+    assert!(vars.len() > 20, "{vars:?}");
+    for (var, file) in &vars {
+        if var == UNIT_ARGS_VAR && ["ff-wrapper@.service", "example.env"].contains(file) {
+            continue;
+        }
+        assert!(
+            known.contains(var.as_str()),
+            "{file} sets {var}, which wrapperd does not know"
+        );
+        assert!(
+            help.contains(&format!("  {var} ")),
+            "{var} is not in wrapperd --help"
+        );
+    }
+    // The unit passes FFMPEG_ARGS to wrapperd; the example sets it.
+    assert!(unit_value("ExecStart").contains("FFMPEG_ARGS"));
+    assert!(example_env(false).iter().any(|(k, _)| k == UNIT_ARGS_VAR));
+}
+
+/// Every `ffwrapper_*` name in a text.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("ffwrapper_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn every_metric_of_the_alerts_and_the_dashboard_is_served_and_every_probe_answers() {
+    let wd = Wd::new();
+    let token = "probe-token";
+    let d = wd
+        .wrapperd()
+        .fake()
+        .envs(&[("HTTP_PORT", "0"), ("API_TOKEN", token)])
+        .args(["run", "fps=25", "block-interval=0.1"])
+        .spawn();
+    let addr = wd.http_addr();
+    assert!(wait_until(Duration::from_secs(10), || d
+        .status()
+        .counters
+        .progress_blocks
+        > 0));
+    let (code, body) = get(addr, "/metrics", Some(token));
+    assert_eq!(code, 200);
+    let served: BTreeSet<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
+    let used: BTreeSet<String> = metric_names(&read("prometheus/alerts.yml"))
+        .union(&metric_names(&read("grafana/ff-wrapper.json")))
+        .cloned()
+        .collect();
+    assert!(used.len() >= 8, "{used:?}");
+    let missing: Vec<&String> = used.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "named in deploy/ but not in /metrics: {missing:?}"
+    );
+
+    // Kubernetes' probes need no token; its scrape path answers with one.
+    for c in k8s_containers() {
+        let port = c["ports"][0]["containerPort"].as_u64().unwrap();
+        let env_port = c["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "HTTP_PORT");
+        assert_eq!(s(&env_port.unwrap()["value"]), port.to_string());
+        for probe in ["livenessProbe", "readinessProbe"] {
+            let path = s(&c[probe]["httpGet"]["path"]);
+            assert_eq!(get(addr, &path, None), (200, "ok".into()), "{probe} {path}");
+        }
+    }
+    for doc in yaml_docs("kubernetes/podmonitor.yaml") {
+        for ep in doc["spec"]["podMetricsEndpoints"].as_sequence().unwrap() {
+            assert_eq!(get(addr, &s(&ep["path"]), Some(token)).0, 200);
+        }
+    }
+    // The image's HEALTHCHECK, as Docker runs it (WORKDIR from the image's environment).
+    let hc = runtime_stage()
+        .into_iter()
+        .find(|(i, _)| i == "HEALTHCHECK")
+        .expect("HEALTHCHECK");
+    let cmd: Vec<String> =
+        serde_json::from_str(hc.1[hc.1.find("CMD").unwrap() + 3..].trim()).expect("CMD [..]");
+    let out = Command::new(bin(&cmd[0]))
+        .args(&cmd[1..])
+        .env("WORKDIR", &wd.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn the_yaml_files_parse_and_have_what_the_readme_promises() {
+    let stop = 10.0 + 1.0; // STOP_TIMEOUT + STOP_INPUT_GRACE, as the files set them
+    let compose = &yaml_docs("compose.yaml")[0];
+    let envs = compose_env(compose);
+    let encodes: Vec<_> = envs
+        .iter()
+        .filter(|(_, e)| e.iter().any(|(k, _)| k == "WORKDIR"))
+        .collect();
+    assert_eq!(encodes.len(), 2, "two encodes");
+    let mut workdirs = BTreeSet::new();
+    for (name, env) in &encodes {
+        let svc = &compose["services"][name.as_str()];
+        let wdir = env.iter().find(|(k, _)| k == "WORKDIR").unwrap().1.clone();
+        let mounts: Vec<String> = svc["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.starts_with("work:") && wdir.starts_with(m.split(':').nth(1).unwrap())),
+            "{name}: {wdir} on the volume"
+        );
+        workdirs.insert(wdir);
+        assert!(seconds(&s(&svc["stop_grace_period"])) > stop, "{name}");
+        assert!(!s(&svc["restart"]).is_empty());
+    }
+    assert_eq!(workdirs.len(), 2);
+    let monitor = compose["services"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|v| v["entrypoint"][0] == "fftop")
+        .expect("a monitor service");
+    assert_eq!(s(&monitor["command"][0]), "--scan");
+
+    let c = &k8s_containers()[0];
+    assert_eq!(s(&c["livenessProbe"]["httpGet"]["path"]), "/livez");
+    assert_eq!(s(&c["readinessProbe"]["httpGet"]["path"]), "/healthz");
+    assert!(c["resources"]["requests"].as_mapping().is_some());
+    let token = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "API_TOKEN")
+        .unwrap();
+    assert!(
+        token["valueFrom"]["secretKeyRef"]["name"].is_string(),
+        "API_TOKEN from a Secret"
+    );
+    let dep = &yaml_docs("kubernetes/deployment.yaml")[0];
+    let pod = &dep["spec"]["template"];
+    assert!(
+        pod["spec"]["terminationGracePeriodSeconds"]
+            .as_f64()
+            .unwrap()
+            > stop
+    );
+    assert_eq!(
+        s(&pod["metadata"]["annotations"]["prometheus.io/scrape"]),
+        "true"
+    );
+    let caps = &c["securityContext"]["capabilities"]["add"];
+    assert!(caps
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|v| v == "SYS_PTRACE"));
+    let secret = &yaml_docs("kubernetes/secret.yaml")[0];
+    assert_eq!(
+        secret["metadata"]["name"],
+        token["valueFrom"]["secretKeyRef"]["name"]
+    );
+    assert_eq!(
+        s(&yaml_docs("kubernetes/podmonitor.yaml")[0]["kind"]),
+        "PodMonitor"
+    );
+
+    let alerts = &yaml_docs("prometheus/alerts.yml")[0];
+    let rules: Vec<&Value> = alerts["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap())
+        .collect();
+    let names: Vec<String> = rules.iter().map(|r| s(&r["alert"])).collect();
+    for want in ["Stalled", "Failing", "RestartingOften", "Down", "GaveUp"] {
+        assert!(
+            names.iter().any(|n| n.ends_with(want)),
+            "no {want} alert in {names:?}"
+        );
+    }
+    for r in &rules {
+        assert!(r["for"].is_string() && r["expr"].is_string(), "{r:?}");
+        let summary = s(&r["annotations"]["summary"]);
+        assert!(
+            summary.contains("$labels.name") || summary.contains("$labels.instance"),
+            "{summary}"
+        );
+    }
+
+    let dash: serde_json::Value = serde_json::from_str(&read("grafana/ff-wrapper.json")).unwrap();
+    let vars = dash["templating"]["list"].as_array().unwrap();
+    assert!(vars
+        .iter()
+        .any(|v| v["name"] == "encode" && v["multi"] == true));
+    let exprs: String = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for m in [
+        "ffwrapper_fps",
+        "ffwrapper_speed",
+        "ffwrapper_health",
+        "ffwrapper_restarts_total",
+        "ffwrapper_log_lines_total",
+        "$min_fps",
+        "$min_speed",
+        "$encode",
+    ] {
+        assert!(exprs.contains(m), "the dashboard shows no {m}");
+    }
+}
+
+#[test]
+fn the_unit_has_its_settings_and_passes_systemd_analyze_verify() {
+    let env = example_env(false);
+    let var = |k: &str, default: f64| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map_or(default, |(_, v)| v.parse().unwrap())
+    };
+    let stop = var("STOP_TIMEOUT", 10.0) + var("STOP_INPUT_GRACE", 1.0);
+    assert!(seconds(&unit_value("TimeoutStopSec")) > stop);
+    for (k, v) in [
+        ("Type", "notify"),
+        ("Restart", "on-failure"),
+        ("RestartPreventExitStatus", "2"),
+        ("KillMode", "mixed"),
+        ("EnvironmentFile", "/etc/ff-wrapper/%i.env"),
+        ("ProtectSystem", "strict"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("StateDirectory", "ff-wrapper/%i"),
+        ("Environment", "WORKDIR=%S/ff-wrapper/%i"),
+    ] {
+        assert_eq!(unit_value(k), v, "{k}=");
+    }
+    for k in [
+        "WatchdogSec",
+        "RestartSec",
+        "RestartSteps",
+        "RestartMaxDelaySec",
+        "RuntimeDirectory",
+    ] {
+        assert!(!unit_value(k).is_empty(), "{k}=");
+    }
+    assert!(
+        unit_value("SystemCallFilter").contains("pidfd_getfd"),
+        "SPEC §9 needs pidfd_getfd"
+    );
+
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        return println!("skipped systemd-analyze verify: systemd-analyze is not installed");
+    };
+    let major: u32 = String::from_utf8_lossy(&version.stdout)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let wd = Wd::new();
+    std::fs::create_dir_all(wd.tmp.path()).unwrap();
+    let unit_file = wd.file("ff-wrapper@test.service");
+    std::fs::write(&unit_file, read("systemd/ff-wrapper@.service")).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit_file)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "systemd-analyze verify: {said}");
+    // systemd before 254 does not know the growing restart delay; nothing else may be said.
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        let newer_keys = line.contains("'RestartSteps'") || line.contains("'RestartMaxDelaySec'");
+        assert!(major < 254 && newer_keys, "systemd {major}: {line}");
+    }
+}
+
+#[test]
+fn the_units_ffmpeg_args_are_split_as_a_shell_would() {
+    // ExecStart as systemd hands it to exec: its quoting undone, `$$` a literal `$`.
+    let exec = unit_value("ExecStart");
+    let (program, rest) = exec.split_once(" -c ").expect("/bin/sh -c '...'");
+    let script = rest
+        .trim()
+        .strip_prefix('\'')
+        .and_then(|r| r.strip_suffix('\''))
+        .expect("quoted");
+    let script = script.replace("$$", "$");
+    let wd = Wd::new();
+    std::fs::create_dir_all(wd.tmp.path()).unwrap();
+    let argv = wd.script("argv", r#"for a in "$@"; do printf '%s\n' "$a"; done"#);
+    let script = script.replace("/usr/local/bin/wrapperd", argv.to_str().unwrap());
+    let args = &example_env(false)
+        .into_iter()
+        .find(|(k, _)| k == UNIT_ARGS_VAR)
+        .unwrap()
+        .1;
+    let out = Command::new(program)
+        .arg("-c")
+        .arg(&script)
+        .env_clear()
+        .env(UNIT_ARGS_VAR, args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(got[0], "-hide_banner");
+    assert!(
+        got.contains(&"drawtext=text=cam 1:x=10:y=10:fontcolor=white".to_string()),
+        "{got:?}"
+    );
+    assert_eq!(got.last().unwrap(), "out.mp4");
+    assert_eq!(
+        got.len(),
+        args.split_whitespace().count() - 1,
+        "one word with a space: {got:?}"
+    );
+}
