@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use shared::client::{Client, Target};
 use tests::{bin, bin_dir, block_on, children_of, wait_until, Wd};
 
-use super::files::{env_of, runtime_stage};
+use super::files::{env_of, healthcheck, runtime_stage};
 use super::{deploy_dir, read};
 
 /// A JSON-array instruction's words (`ENTRYPOINT ["wrapperd"]`).
@@ -119,6 +119,32 @@ fn on_volume(volume: &Path, image_root: &str, path: &str) -> PathBuf {
     volume.join(rel.trim_start_matches('/'))
 }
 
+/// Sets up `cmd` (an `unshare` command line) to run the image's entrypoint and command with its
+/// environment and working directory, the image's volume standing at `volume`; returns where
+/// the work directory (`WORKDIR` of the image) then is.
+fn as_the_image(cmd: &mut Command, stage: &[(String, String)], volume: &Path) -> PathBuf {
+    let volume_root = words(stage, "VOLUME")[0].clone();
+    std::fs::create_dir_all(volume).unwrap();
+    let env = env_of(stage);
+    let workdir = env.iter().find(|(k, _)| k == "WORKDIR").unwrap().1.clone();
+    let workdir = on_volume(volume, &volume_root, &workdir);
+    let cwd = &stage.iter().find(|(i, _)| i == "WORKDIR").unwrap().1;
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
+    cmd.env_clear().env("PATH", path).env("HOME", volume);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    cmd.env("WORKDIR", &workdir)
+        .current_dir(on_volume(volume, &volume_root, cwd));
+    let entry = words(stage, "ENTRYPOINT");
+    assert_eq!(entry, ["wrapperd"]);
+    cmd.arg("--").args(&entry).args(words(stage, "CMD"));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    workdir
+}
+
 #[test]
 fn the_images_runtime_stage_runs_wrapperd_as_pid_1() {
     let stage = runtime_stage();
@@ -127,37 +153,8 @@ fn the_images_runtime_stage_runs_wrapperd_as_pid_1() {
         Ok(c) => c,
         Err(why) => return println!("skipped wrapperd as PID 1 in a PID namespace: {why}"),
     };
-    // The image's volume and its paths stand in a temporary directory.
-    let volume_root = words(&stage, "VOLUME")[0].clone();
     let wd = Wd::new();
-    let volume = wd.file("volume");
-    std::fs::create_dir_all(&volume).unwrap();
-    let env = env_of(&stage);
-    let workdir = env.iter().find(|(k, _)| k == "WORKDIR").unwrap().1.clone();
-    let workdir = on_volume(&volume, &volume_root, &workdir);
-    let cwd = stage
-        .iter()
-        .find(|(i, _)| i == "WORKDIR")
-        .unwrap()
-        .1
-        .clone();
-    cmd.env_clear()
-        .env(
-            "PATH",
-            format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display()),
-        )
-        .env("HOME", &volume);
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    cmd.env("WORKDIR", &workdir)
-        .current_dir(on_volume(&volume, &volume_root, &cwd));
-    let entry = words(&stage, "ENTRYPOINT");
-    assert_eq!(entry, ["wrapperd"]);
-    cmd.arg("--").args(&entry).args(words(&stage, "CMD"));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let workdir = as_the_image(&mut cmd, &stage, &wd.file("volume"));
     let ns = Killed(cmd.spawn().unwrap());
 
     let mut pid1 = 0;
@@ -192,13 +189,7 @@ fn the_images_runtime_stage_runs_wrapperd_as_pid_1() {
         block_on(api.status())
     );
     // The image's HEALTHCHECK command.
-    let hc = stage
-        .iter()
-        .find(|(i, _)| i == "HEALTHCHECK")
-        .unwrap()
-        .1
-        .clone();
-    let hc: Vec<String> = serde_json::from_str(hc[hc.find("CMD").unwrap() + 3..].trim()).unwrap();
+    let hc = healthcheck();
     let out = Command::new(bin(&hc[0]))
         .args(&hc[1..])
         .env("WORKDIR", &workdir)

@@ -1,7 +1,7 @@
 //! The files under `deploy/` checked against the code: every variable they set is one wrapperd
 //! knows (its table, `--help`); every metric the alert rules and the dashboard name is in a
 //! running wrapperd's `/metrics`; every probe path answers; the YAML parses and has the fields
-//! the README promises; the unit passes `systemd-analyze verify` where it exists, and its
+//! the README promises (`manifests.rs`); the unit passes `systemd-analyze verify` where it exists, and its
 //! `FFMPEG_ARGS` is split the way a shell would.
 
 use std::collections::BTreeSet;
@@ -59,8 +59,20 @@ pub(super) fn env_of(stage: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
+/// The runtime stage's `HEALTHCHECK ... CMD [..]` command.
+pub(super) fn healthcheck() -> Vec<String> {
+    let stage = runtime_stage();
+    let hc = &stage
+        .iter()
+        .find(|(i, _)| i == "HEALTHCHECK")
+        .expect("HEALTHCHECK")
+        .1;
+    let at = hc.find("CMD").expect("HEALTHCHECK ... CMD") + 3;
+    serde_json::from_str(hc[at..].trim()).expect("CMD [..]")
+}
+
 /// A YAML file's documents (split at `---` lines), merge keys applied.
-fn yaml_docs(rel: &str) -> Vec<Value> {
+pub(super) fn yaml_docs(rel: &str) -> Vec<Value> {
     let text = read(rel);
     let mut docs = vec![String::new()];
     for line in text.lines() {
@@ -85,7 +97,7 @@ fn yaml_docs(rel: &str) -> Vec<Value> {
         .collect()
 }
 
-fn s(v: &Value) -> String {
+pub(super) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -95,7 +107,7 @@ fn s(v: &Value) -> String {
 }
 
 /// Seconds of a duration as compose and systemd write it (`20s`, `1min`, `30`).
-fn seconds(text: &str) -> f64 {
+pub(super) fn seconds(text: &str) -> f64 {
     let t = text.trim();
     let (num, mult) = if let Some(n) = t.strip_suffix("min") {
         (n, 60.0)
@@ -110,7 +122,7 @@ fn seconds(text: &str) -> f64 {
 }
 
 /// The `environment` of each compose service, by service.
-fn compose_env(compose: &Value) -> Vec<(String, Vec<(String, String)>)> {
+pub(super) fn compose_env(compose: &Value) -> Vec<(String, Vec<(String, String)>)> {
     let services = compose["services"].as_mapping().expect("services");
     services
         .iter()
@@ -133,7 +145,7 @@ fn compose_env(compose: &Value) -> Vec<(String, Vec<(String, String)>)> {
 }
 
 /// The Kubernetes containers of every workload in `deployment.yaml`.
-fn k8s_containers() -> Vec<Value> {
+pub(super) fn k8s_containers() -> Vec<Value> {
     yaml_docs("kubernetes/deployment.yaml")
         .iter()
         .filter(|d| ["Deployment", "StatefulSet"].contains(&s(&d["kind"]).as_str()))
@@ -290,23 +302,6 @@ fn every_metric_of_the_alerts_and_the_dashboard_is_served_and_every_probe_answer
         > 0));
     let (code, body) = get(addr, "/metrics", Some(token));
     assert_eq!(code, 200);
-    let served: BTreeSet<String> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(String::from)
-        .collect();
-    let used: BTreeSet<String> = metric_names(&read("prometheus/alerts.yml"))
-        .union(&metric_names(&read("grafana/ff-wrapper.json")))
-        .cloned()
-        .collect();
-    assert!(used.len() >= 8, "{used:?}");
-    let missing: Vec<&String> = used.difference(&served).collect();
-    assert!(
-        missing.is_empty(),
-        "named in deploy/ but not in /metrics: {missing:?}"
-    );
-
     // Kubernetes' probes need no token; its scrape path answers with one.
     for c in k8s_containers() {
         let port = c["ports"][0]["containerPort"].as_u64().unwrap();
@@ -327,12 +322,7 @@ fn every_metric_of_the_alerts_and_the_dashboard_is_served_and_every_probe_answer
         }
     }
     // The image's HEALTHCHECK, as Docker runs it (WORKDIR from the image's environment).
-    let hc = runtime_stage()
-        .into_iter()
-        .find(|(i, _)| i == "HEALTHCHECK")
-        .expect("HEALTHCHECK");
-    let cmd: Vec<String> =
-        serde_json::from_str(hc.1[hc.1.find("CMD").unwrap() + 3..].trim()).expect("CMD [..]");
+    let cmd = healthcheck();
     let out = Command::new(bin(&cmd[0]))
         .args(&cmd[1..])
         .env("WORKDIR", &wd.path)
@@ -343,137 +333,24 @@ fn every_metric_of_the_alerts_and_the_dashboard_is_served_and_every_probe_answer
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-}
 
-#[test]
-fn the_yaml_files_parse_and_have_what_the_readme_promises() {
-    let stop = 10.0 + 1.0; // STOP_TIMEOUT + STOP_INPUT_GRACE, as the files set them
-    let compose = &yaml_docs("compose.yaml")[0];
-    let envs = compose_env(compose);
-    let encodes: Vec<_> = envs
-        .iter()
-        .filter(|(_, e)| e.iter().any(|(k, _)| k == "WORKDIR"))
+    // Last, as it needs issue 12's metrics (ffwrapper_runs_total, _restarts_total, _info).
+    let served: BTreeSet<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
         .collect();
-    assert_eq!(encodes.len(), 2, "two encodes");
-    let mut workdirs = BTreeSet::new();
-    for (name, env) in &encodes {
-        let svc = &compose["services"][name.as_str()];
-        let wdir = env.iter().find(|(k, _)| k == "WORKDIR").unwrap().1.clone();
-        let mounts: Vec<String> = svc["volumes"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(s)
-            .collect();
-        assert!(
-            mounts
-                .iter()
-                .any(|m| m.starts_with("work:") && wdir.starts_with(m.split(':').nth(1).unwrap())),
-            "{name}: {wdir} on the volume"
-        );
-        workdirs.insert(wdir);
-        assert!(seconds(&s(&svc["stop_grace_period"])) > stop, "{name}");
-        assert!(!s(&svc["restart"]).is_empty());
-    }
-    assert_eq!(workdirs.len(), 2);
-    let monitor = compose["services"]
-        .as_mapping()
-        .unwrap()
-        .values()
-        .find(|v| v["entrypoint"][0] == "fftop")
-        .expect("a monitor service");
-    assert_eq!(s(&monitor["command"][0]), "--scan");
-
-    let c = &k8s_containers()[0];
-    assert_eq!(s(&c["livenessProbe"]["httpGet"]["path"]), "/livez");
-    assert_eq!(s(&c["readinessProbe"]["httpGet"]["path"]), "/healthz");
-    assert!(c["resources"]["requests"].as_mapping().is_some());
-    let token = c["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "API_TOKEN")
-        .unwrap();
-    assert!(
-        token["valueFrom"]["secretKeyRef"]["name"].is_string(),
-        "API_TOKEN from a Secret"
-    );
-    let dep = &yaml_docs("kubernetes/deployment.yaml")[0];
-    let pod = &dep["spec"]["template"];
-    assert!(
-        pod["spec"]["terminationGracePeriodSeconds"]
-            .as_f64()
-            .unwrap()
-            > stop
-    );
-    assert_eq!(
-        s(&pod["metadata"]["annotations"]["prometheus.io/scrape"]),
-        "true"
-    );
-    let caps = &c["securityContext"]["capabilities"]["add"];
-    assert!(caps
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .any(|v| v == "SYS_PTRACE"));
-    let secret = &yaml_docs("kubernetes/secret.yaml")[0];
-    assert_eq!(
-        secret["metadata"]["name"],
-        token["valueFrom"]["secretKeyRef"]["name"]
-    );
-    assert_eq!(
-        s(&yaml_docs("kubernetes/podmonitor.yaml")[0]["kind"]),
-        "PodMonitor"
-    );
-
-    let alerts = &yaml_docs("prometheus/alerts.yml")[0];
-    let rules: Vec<&Value> = alerts["groups"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_sequence().unwrap())
+    let used: BTreeSet<String> = metric_names(&read("prometheus/alerts.yml"))
+        .union(&metric_names(&read("grafana/ff-wrapper.json")))
+        .cloned()
         .collect();
-    let names: Vec<String> = rules.iter().map(|r| s(&r["alert"])).collect();
-    for want in ["Stalled", "Failing", "RestartingOften", "Down", "GaveUp"] {
-        assert!(
-            names.iter().any(|n| n.ends_with(want)),
-            "no {want} alert in {names:?}"
-        );
-    }
-    for r in &rules {
-        assert!(r["for"].is_string() && r["expr"].is_string(), "{r:?}");
-        let summary = s(&r["annotations"]["summary"]);
-        assert!(
-            summary.contains("$labels.name") || summary.contains("$labels.instance"),
-            "{summary}"
-        );
-    }
-
-    let dash: serde_json::Value = serde_json::from_str(&read("grafana/ff-wrapper.json")).unwrap();
-    let vars = dash["templating"]["list"].as_array().unwrap();
-    assert!(vars
-        .iter()
-        .any(|v| v["name"] == "encode" && v["multi"] == true));
-    let exprs: String = dash["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap())
-        .map(|t| t["expr"].as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
-    for m in [
-        "ffwrapper_fps",
-        "ffwrapper_speed",
-        "ffwrapper_health",
-        "ffwrapper_restarts_total",
-        "ffwrapper_log_lines_total",
-        "$min_fps",
-        "$min_speed",
-        "$encode",
-    ] {
-        assert!(exprs.contains(m), "the dashboard shows no {m}");
-    }
+    assert!(used.len() >= 8, "{used:?}");
+    let missing: Vec<&String> = used.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "named in deploy/ but not in /metrics: {missing:?}"
+    );
 }
 
 #[test]

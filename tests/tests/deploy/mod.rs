@@ -3,12 +3,13 @@
 //!
 //! - `notify::`: a bound `UnixDatagram` (a path and an abstract name) stands in for systemd.
 //! - `files::`: every variable, metric, probe path and key the deploy files use exists; the YAML
-//!   parses; the unit passes `systemd-analyze verify` where it exists.
+//!   parses (`manifests::`); the unit passes `systemd-analyze verify` where it exists.
 //! - `container::`: `docker build` where Docker runs; the Dockerfile's runtime stage without
 //!   Docker (wrapperd as PID 1 of a PID namespace, as the image's user, with its environment).
 
 mod container;
 mod files;
+mod manifests;
 mod notify;
 
 use std::net::SocketAddr;

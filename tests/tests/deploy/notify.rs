@@ -227,7 +227,7 @@ fn notify_over_an_abstract_socket() {
 }
 
 #[test]
-fn without_notify_socket_nothing_is_sent_and_watchdog_pid_of_another_is_not_ours() {
+fn a_watchdog_pid_of_another_process_means_no_pings() {
     // WATCHDOG_PID names another process: READY and STATUS go out, no pings.
     let wd = Wd::new();
     let path = wd.file("notify.sock");
