@@ -2,7 +2,8 @@
 //! stage exercised without Docker everywhere else: the built wrapperd as PID 1 of a fresh PID
 //! namespace (`unshare`), as the image's user, with the image's environment, entrypoint and
 //! command, shown to encode, to answer the image's HEALTHCHECK, and to exit cleanly on `SIGTERM`
-//! (what `docker stop` sends, per `STOPSIGNAL`).
+//! (what `docker stop` sends, per `STOPSIGNAL`). Where systemd is the running init (and the
+//! tests run as root), the notify protocol is also checked under the real thing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -220,4 +221,79 @@ fn the_images_runtime_stage_runs_wrapperd_as_pid_1() {
     );
     let log = std::fs::read_to_string(workdir.join("logs/wrapperd.log")).unwrap();
     assert!(log.lines().last().unwrap().contains("exit 0"), "{log}");
+}
+
+/// Why the unit cannot be run for real here, if it cannot: it needs systemd as the running
+/// init and root (a transient system unit).
+fn systemd_runs() -> Result<(), String> {
+    if !Path::new("/run/systemd/system").exists() {
+        return Err("systemd is not the running init (no /run/systemd/system)".into());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err("not root: a system unit cannot be started".into());
+    }
+    match Command::new("systemctl").arg("is-system-running").output() {
+        Err(e) => Err(format!("no systemctl ({e})")),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// `systemctl show -p KEY --value UNIT`.
+fn unit_property(unit: &str, key: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-p", key, "--value", unit])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_notify_protocol_under_a_real_systemd() {
+    if let Err(why) = systemd_runs() {
+        return println!("skipped the unit under a real systemd: {why}");
+    }
+    // A transient unit with the shipped unit's notify settings, running the fake ffmpeg.
+    let wd = Wd::new();
+    let unit = format!("ffw-test-{}.service", std::process::id());
+    let st = Command::new("systemd-run")
+        .args([
+            "--unit",
+            &unit,
+            "--collect",
+            "-p",
+            "Type=notify",
+            "-p",
+            "NotifyAccess=main",
+        ])
+        .args([
+            "-p",
+            "WatchdogSec=5s",
+            "-p",
+            "KillMode=mixed",
+            "-p",
+            "TimeoutStopSec=30s",
+        ])
+        .arg(format!("--setenv=WORKDIR={}", wd.path.display()))
+        .arg(format!(
+            "--setenv=FFMPEG_BIN={}",
+            bin("fake-ffmpeg").display()
+        ))
+        .arg(bin("wrapperd"))
+        .args(["run", "fps=25", "block-interval=0.1"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "systemd-run failed");
+    let active = wait_until(Duration::from_secs(20), || {
+        unit_property(&unit, "ActiveState") == "active"
+            && unit_property(&unit, "StatusText").starts_with("running")
+    });
+    let status = unit_property(&unit, "StatusText");
+    let stopped = Command::new("systemctl")
+        .args(["stop", &unit])
+        .status()
+        .unwrap();
+    assert!(active, "not active with a STATUS: {status:?}");
+    assert!(stopped.success());
+    let log = std::fs::read_to_string(wd.path.join("logs/wrapperd.log")).unwrap_or_default();
+    assert!(log.lines().last().unwrap_or("").contains("exit 0"), "{log}");
 }
