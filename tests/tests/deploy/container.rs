@@ -297,3 +297,44 @@ fn the_notify_protocol_under_a_real_systemd() {
     let log = std::fs::read_to_string(wd.path.join("logs/wrapperd.log")).unwrap_or_default();
     assert!(log.lines().last().unwrap_or("").contains("exit 0"), "{log}");
 }
+
+/// `1.88.0` → (1, 88).
+fn major_minor(v: &str) -> (u32, u32) {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn the_build_stages_rust_builds_the_locked_dependencies() {
+    let arg = super::files::dockerfile()
+        .into_iter()
+        .find_map(|(i, a)| {
+            (i == "ARG")
+                .then_some(a)
+                .filter(|a| a.starts_with("RUST_VERSION="))
+        })
+        .expect("ARG RUST_VERSION=");
+    let image = major_minor(arg.trim_start_matches("RUST_VERSION="));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .current_dir(deploy_dir().join(".."))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for p in meta["packages"].as_array().unwrap() {
+        if let Some(need) = p["rust_version"].as_str() {
+            assert!(
+                major_minor(need) <= image,
+                "{} {} needs Rust {need}; the Dockerfile builds with {image:?}",
+                p["name"],
+                p["version"]
+            );
+        }
+    }
+}
