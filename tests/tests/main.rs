@@ -1,9 +1,11 @@
 //! The integration tests: one test binary (`integration`) with a module per area, as ripgrep
 //! does, so the crate links once instead of once per file. Run one area with
-//! `cargo test -p tests --test integration api::` (or `fftop::`, `logs::`, `manager::`,
-//! `reliability::`, `stderr::`, `supervisor::`), or a part of one with its submodule:
+//! `cargo test -p tests --test integration api::` (or `deploy::`, `fftop::`, `logs::`,
+//! `manager::`, `reliability::`, `stderr::`, `supervisor::`), or a part of one with its
+//! submodule:
 //!
 //! - `api::endpoints::`, `api::access::`, `api::load::`
+//! - `deploy::notify::`, `deploy::files::`, `deploy::manifests::`, `deploy::container::`
 //! - `manager::fake::`, `manager::real::`
 //! - `reliability::disk::`, `reliability::process::`, `reliability::abuse::`
 //! - `supervisor::run::`, `supervisor::signals::`, `supervisor::startup::`
@@ -12,6 +14,7 @@
 
 mod api;
 mod config;
+mod deploy;
 mod fftop;
 mod grace;
 mod logs;

@@ -18,6 +18,7 @@
 //! - [`rss`]: samples ffmpeg's resident memory for the manager (`FFMPEG_MAX_RSS_MB`).
 //! - [`api`]: the HTTP API: `listener`, `io`, `routes`, `format`, `metrics`.
 //! - [`signals`]: what each signal to wrapperd means.
+//! - [`notify`]: systemd's notify protocol (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`).
 //!
 //! Only what the binary (`main.rs`) and the integration tests use is public; the rest is private
 //! to the crate, so the compiler reports what nothing uses.
@@ -31,6 +32,7 @@ pub mod config;
 mod logfile;
 pub mod logging;
 mod manager;
+mod notify;
 mod output;
 #[cfg(test)]
 mod output_props;

@@ -63,6 +63,8 @@ struct Inner {
     runs: VecDeque<Arc<str>>,
     /// A control request accepted by the API and not yet taken by the supervisor.
     control: Option<ControlRequest>,
+    /// wrapperd is on its way out ([`Daemon::exiting`]).
+    exiting: bool,
 }
 
 /// The newest runs kept in `runs.jsonl` and in memory (SPEC §10).
@@ -152,6 +154,7 @@ impl Daemon {
             last_run: None,
             runs: Default::default(),
             control: None,
+            exiting: false,
         };
         Daemon {
             config,
@@ -191,6 +194,20 @@ impl Daemon {
         drop(g);
         self.control_wake.notify_one();
         Ok(())
+    }
+
+    /// wrapperd is going to exit (systemd's `STOPPING=1`, SPEC §12): it has exited, or a stop is
+    /// under way that no other run will follow ([`Daemon::set_exiting`]); not while a run is
+    /// stopped for a restart.
+    pub fn exiting(&self) -> bool {
+        let g = self.lock();
+        g.exiting || g.state == State::Exited
+    }
+
+    /// The stop under way ends wrapperd (a stop signal, `POST /stop`, or any stop under
+    /// `RESTART=never`).
+    pub(crate) fn set_exiting(&self) {
+        self.lock().exiting = true;
     }
 
     /// The control request waiting to be acted on, taken.

@@ -76,6 +76,7 @@ enum Route {
     Status,
     Series,
     Healthz,
+    Livez,
     Metrics,
     Runs,
     Stop,
@@ -95,6 +96,7 @@ impl Route {
             "/status" => Route::Status,
             "/series" => Route::Series,
             "/healthz" => Route::Healthz,
+            "/livez" => Route::Livez,
             "/metrics" => Route::Metrics,
             "/runs" => Route::Runs,
             "/stop" => Route::Stop,
@@ -180,7 +182,7 @@ async fn handle(ctx: &Ctx, req: &Request<'_>) -> Response {
     let control = route
         .and_then(Route::control)
         .filter(|_| req.method == Method::POST);
-    if route != Some(Route::Healthz) {
+    if !matches!(route, Some(Route::Healthz | Route::Livez)) {
         let need = if control.is_some() {
             Need::Control
         } else {
@@ -261,6 +263,17 @@ async fn answer(ctx: &Ctx, route: Route, params: &[(String, String)]) -> Result<
                 },
             ),
         },
+        // SPEC §12: wrapperd's loop answered within the last 5 s, whatever the encode's health.
+        Route::Livez if shared.beat_age() < std::time::Duration::from_secs(5) => {
+            plain(StatusCode::OK, "ok")
+        }
+        Route::Livez => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "wrapperd's loop has not gone round for {:.1} s",
+                shared.beat_age().as_secs_f64()
+            ),
+        ),
         Route::Metrics => with_type(
             StatusCode::OK,
             metrics::CONTENT_TYPE,

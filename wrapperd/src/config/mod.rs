@@ -277,7 +277,7 @@ vars! {
         "TCP port of the API; unset: no TCP; 0: any free port",
         ok " 0 " => "0", bad ["70000", "65536", "-1"];
     api_token: Option<String> = "API_TOKEN" ["unset"] secret(),
-        "bearer token required on TCP (except /healthz)",
+        "bearer token required on TCP (except /healthz and /livez)",
         ok "s3cret" => "(set)", bad [];
     exit_code_passthrough: bool = "EXIT_CODE_PASSTHROUGH" ["false"] flag(),
         "exit with ffmpeg's own status",

@@ -143,6 +143,9 @@ pub(crate) fn spawn_ffmpeg(
 ) -> std::io::Result<std::process::Child> {
     let mut cmd = Command::new(&config.ffmpeg_bin);
     cmd.arg("-progress").arg(fifo).args(args);
+    for var in crate::notify::VARS {
+        cmd.env_remove(var); // systemd's notify socket is wrapperd's, not ffmpeg's (SPEC §12).
+    }
     cmd.stdin(if reads_stdin(args) {
         Stdio::inherit()
     } else {

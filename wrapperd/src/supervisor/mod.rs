@@ -111,7 +111,10 @@ pub async fn run(
                 Between::RestartNow(origin) => {
                     tracing::info!("restart requested by POST /restart ({origin}): starting now")
                 }
-                Between::Stop(why) => return Ok(life.parts.finish(0, status, why).await),
+                Between::Stop(why) => {
+                    shared.set_exiting();
+                    return Ok(life.parts.finish(0, status, why).await);
+                }
             }
         }
         backoff.restarted(ending, std::time::Instant::now());

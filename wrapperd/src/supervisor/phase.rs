@@ -26,10 +26,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::config::RestartPolicy;
 use crate::logfile::LogSink;
 use crate::manager::Stop;
 use crate::signals::{Event, Signals};
-use crate::state::{ControlRequest, Daemon};
+use crate::state::{Control, ControlRequest, Daemon};
 
 /// How often the loop goes round when nothing happens: the heartbeat of `/livez` and the
 /// systemd watchdog ([`Daemon::beat`]).
@@ -339,6 +340,7 @@ impl<C: Child, E: Events> Supervisor<C, E> {
         };
         if !*signalled {
             *signalled = true;
+            self.shared.set_exiting();
             tracing::info!(
                 "{sig} while ffmpeg is being stopped ({}): letting it finish, then exiting; \
                  a second signal kills it",
@@ -364,6 +366,16 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             "{text}; asking ffmpeg to finish (q, one SIGINT), up to STOP_TIMEOUT {} s",
             self.stop_timeout.as_secs_f64()
         );
+        let ends_wrapperd = match &cause {
+            StopCause::Signal(_) => true,
+            StopCause::Control(req) => req.what == Control::Stop,
+            StopCause::Manager(_) | StopCause::MaxRuntime(_) => {
+                self.shared.config.restart == RestartPolicy::Never
+            }
+        };
+        if ends_wrapperd {
+            self.shared.set_exiting();
+        }
         self.shared.begin_stopping(text);
         self.child.ask_to_finish();
         self.phase = Phase::Stopping {

@@ -127,6 +127,7 @@ pub(crate) fn prepare(config: Config, args: &[OsString]) -> Result<(Life, Signal
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     crate::rss::spawn(shared.clone(), &tracker, token.clone());
+    crate::notify::start(shared.clone(), &tracker, token.clone());
     let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
         let _ = wd.write_status("API_SOCKET", &socket.display().to_string());
         let _ = wd.write_status("HTTP_ADDR", &tcp.map(|a| a.to_string()).unwrap_or_default());
