@@ -29,7 +29,6 @@ use points::{instant_of, Points, RatePoint};
 
 /// Everything behind the lock.
 #[derive(Debug)]
-#[allow(dead_code)] // SKELETON: fields used once the restart loop lands
 struct Inner {
     /// ffmpeg's stdout and stderr lines.
     lines: Ring,
@@ -68,12 +67,10 @@ struct Inner {
 }
 
 /// The newest runs kept in `runs.jsonl` and in memory (SPEC §10).
-#[allow(dead_code)] // SKELETON
 pub const RUNS_KEPT: usize = 1000;
 
 /// What a control request asks (SPEC §10: `POST /stop`, `POST /restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // SKELETON
 pub enum Control {
     /// Stop gracefully and exit, as `SIGTERM` does; no restart.
     Stop,
@@ -81,7 +78,6 @@ pub enum Control {
     Restart,
 }
 
-#[allow(dead_code)] // SKELETON
 impl Control {
     /// `stop` or `restart`, as the answer's `accepted` says.
     pub fn as_str(self) -> &'static str {
@@ -103,7 +99,6 @@ pub struct ControlRequest {
 
 /// Why a control request was refused (`409`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[allow(dead_code)] // SKELETON
 pub enum ControlRefused {
     /// A stop is under way, or wrapperd has exited.
     #[error("wrapperd is already stopping")]
@@ -133,7 +128,6 @@ pub struct Daemon {
     beat_ms: AtomicU64,
 }
 
-#[allow(dead_code)] // SKELETON: control, beat and runs are used once the restart loop lands
 impl Daemon {
     pub fn new(config: Config, cmd: Vec<String>) -> Daemon {
         let started = Instant::now();
