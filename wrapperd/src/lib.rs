@@ -17,6 +17,7 @@
 //! - [`rates`], [`manager`]: current rates and the rules that stop a failing encode (pure).
 //! - [`api`]: the HTTP API: `listener`, `io`, `routes`, `format`, `metrics`.
 //! - [`signals`]: what each signal to wrapperd means.
+//! - [`events`]: the event bus and its consumers: `GET /events`, `EVENT_HOOK`, `WEBHOOK_URL`.
 //!
 //! Only what the binary (`main.rs`) and the integration tests use is public; the rest is private
 //! to the crate, so the compiler reports what nothing uses.
@@ -27,6 +28,7 @@
 
 mod api;
 pub mod config;
+mod events;
 mod logfile;
 pub mod logging;
 mod manager;

@@ -19,6 +19,7 @@ use shared::timefmt;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::events::{Bus, Emit, Head};
 use crate::manager::{Manager, Rules, Stop};
 use crate::ring::{Ring, Snapshot};
 
@@ -127,6 +128,8 @@ pub struct Daemon {
     /// When the supervisor's loop last went round, milliseconds since `started` (`/livez`, the
     /// systemd watchdog).
     beat_ms: AtomicU64,
+    /// The events (SPEC §11), published under `inner`'s lock.
+    events: Bus,
 }
 
 #[allow(dead_code)] // SKELETON: control, beat and runs are used once the restart loop lands
@@ -160,6 +163,36 @@ impl Daemon {
             status_thread: OnceLock::new(),
             control_wake: Notify::new(),
             beat_ms: AtomicU64::new(0),
+            events: Bus::default(),
+        }
+    }
+
+    /// The event bus.
+    pub(crate) fn events(&self) -> &Bus {
+        &self.events
+    }
+
+    /// Publishes `ev` stamped with the current run, health and reason (set the state first).
+    #[allow(dead_code)] // used once the restart loop lands
+    pub(crate) fn emit(&self, ev: Emit) {
+        let g = self.lock();
+        self.emit_locked(&g, ev);
+    }
+
+    /// [`Daemon::emit`] from a method that holds the lock (so the event is ordered with the
+    /// change it reports).
+    fn emit_locked(&self, g: &Inner, ev: Emit) {
+        self.events.publish(head_of(g, Instant::now()), ev);
+    }
+
+    /// Sends `health` if the encode's health word changed since the last event; returns when
+    /// it may change next with nothing arriving (the event bus's health watcher).
+    pub(crate) fn health_event(&self, now: Instant) -> Option<Instant> {
+        let g = self.lock();
+        self.events.health_now(head_of(&g, now));
+        match g.state {
+            State::Starting | State::Running => g.manager.next_health_change(now),
+            _ => None,
         }
     }
 
@@ -228,8 +261,10 @@ impl Daemon {
         g.ffmpeg_start_ms = Some(start_ms);
         g.state = State::Running;
         g.manager = Manager::new(Rules::from_config(&self.config), self.started, at);
+        self.emit_locked(&g, Emit::Started { pid });
         drop(g);
         self.wake_status();
+        self.events.wake_health();
         start_ms
     }
 
@@ -278,6 +313,7 @@ impl Daemon {
             g.points.pop_front();
         }
         g.last_progress = Some((unix_ms, block.progress));
+        self.events.health_seen(health_of(g, now).0);
         notes
     }
 
@@ -291,6 +327,7 @@ impl Daemon {
     pub fn poll_manager(&self, now: Instant) -> (Vec<String>, Option<Stop>) {
         let mut g = self.lock();
         let notes = g.manager.poll(now);
+        self.events.health_seen(health_of(&g, now).0);
         (notes, g.manager.stop().cloned())
     }
 
@@ -382,6 +419,7 @@ impl Daemon {
         g.manager.stand_down();
         g.state = State::Stopping;
         g.stopping_reason = Some(reason);
+        self.emit_locked(&g, Emit::Stopping);
         drop(g);
         self.wake_status();
     }
@@ -397,7 +435,17 @@ impl Daemon {
     pub fn set_exit(&self, exit: ExitInfo) {
         let mut g = self.lock();
         g.state = State::Exited;
-        g.exit = Some(exit);
+        let ffmpeg_status = exit.ffmpeg_status;
+        g.exit = Some(exit.clone());
+        let record = g.last_run.clone();
+        self.emit_locked(
+            &g,
+            Emit::Exited {
+                ffmpeg_status,
+                record,
+                exit: Some(exit),
+            },
+        );
         drop(g);
         self.wake_status();
     }
@@ -452,6 +500,16 @@ pub(crate) struct ChangeMark {
     pub(crate) progress_blocks: u64,
     /// The exit is decided.
     pub(crate) exited: bool,
+}
+
+/// What an event is stamped with at `now`.
+fn head_of(g: &Inner, now: Instant) -> Head {
+    let (health, reason) = health_of(g, now);
+    Head {
+        run: g.run.number,
+        health,
+        reason,
+    }
 }
 
 fn health_of(g: &Inner, now: Instant) -> (Health, Option<String>) {

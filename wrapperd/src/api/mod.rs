@@ -158,6 +158,7 @@ pub(crate) fn start_with(
     let unix_ctx = Arc::new(Ctx {
         shared: shared.clone(),
         token: None,
+        streams: Default::default(),
     });
     let path = socket_path.clone();
     tasks.push(tokio::spawn({
@@ -168,7 +169,11 @@ pub(crate) fn start_with(
         }
     }));
     let tcp_addr = tcp.map(|(listener, local)| {
-        let ctx = Arc::new(Ctx { shared, token });
+        let ctx = Arc::new(Ctx {
+            shared,
+            token,
+            streams: Default::default(),
+        });
         tasks.push(tokio::spawn(serve(listener, ctx, stop.clone(), limits)));
         local
     });

@@ -52,6 +52,8 @@ pub(crate) struct Ctx {
     pub(crate) shared: Arc<Daemon>,
     /// `API_TOKEN` on the TCP listener; `None` on the socket (and without `API_TOKEN`).
     pub(crate) token: Option<Vec<u8>>,
+    /// This listener's `/events` streams (SPEC §11: at most 64 per listener).
+    pub(crate) streams: crate::events::sse::Slots,
 }
 
 /// Every known path.
@@ -67,6 +69,7 @@ enum Route {
     Series,
     Healthz,
     Metrics,
+    Events,
 }
 
 impl Route {
@@ -83,6 +86,7 @@ impl Route {
             "/series" => Route::Series,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
+            "/events" => Route::Events,
             _ => return None,
         })
     }
@@ -150,6 +154,9 @@ async fn handle(
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed();
     }
+    if route == Route::Events {
+        return crate::events::sse::respond(&ctx.shared, &ctx.streams, params, headers);
+    }
     match answer(ctx, route, params).await {
         Ok(r) => r,
         Err(message) => plain(StatusCode::BAD_REQUEST, message),
@@ -205,6 +212,7 @@ async fn answer(ctx: &Ctx, route: Route, params: &[(String, String)]) -> Result<
                 },
             ),
         },
+        Route::Events => plain(StatusCode::INTERNAL_SERVER_ERROR, "answered in handle"),
         Route::Metrics => with_type(
             StatusCode::OK,
             metrics::CONTENT_TYPE,

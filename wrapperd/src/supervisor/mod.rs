@@ -121,6 +121,7 @@ impl Parts {
             ffmpeg_status,
             reason: reason.clone(),
         });
+        crate::events::drain(&self.shared, Duration::from_secs(10)).await;
         if let Some(s) = self.status {
             s.stop(Duration::from_secs(3));
         }

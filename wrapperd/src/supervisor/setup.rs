@@ -164,6 +164,7 @@ fn prepare(config: Config, args: &[OsString]) -> Result<Prepared, SetupError> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let shared = Arc::new(Daemon::new(config, cmd));
+    crate::events::start(&shared);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let api = api::start(shared.clone(), token.clone(), |socket, tcp| {
