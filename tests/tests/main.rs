@@ -3,6 +3,7 @@
 //! `cargo test -p tests --test integration api::` (or `fftop::`, `logs::`, `manager::`,
 //! `reliability::`, `stderr::`, `supervisor::`), or a part of one with its submodule:
 //!
+//! - `events::stream::`, `events::hook::`, `events::webhook::`
 //! - `api::endpoints::`, `api::access::`, `api::load::`
 //! - `manager::fake::`, `manager::real::`
 //! - `reliability::disk::`, `reliability::process::`, `reliability::abuse::`
@@ -11,6 +12,7 @@
 //! The tests run the built binaries: `cargo build --workspace --bins` first.
 
 mod api;
+mod events;
 mod fftop;
 mod grace;
 mod logs;

@@ -529,6 +529,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::zombie_processes)] // reaped below, by waitpid, as the reaper does
     async fn a_hook_reaped_by_someone_else_still_reports_its_status() {
         let cfg = HookConfig {
             command: "exit 3".into(),

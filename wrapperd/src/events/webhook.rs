@@ -151,8 +151,6 @@ impl Queue {
 
 /// Starts the sender; `None` (logged) when the HTTP client cannot be built.
 pub(crate) fn start(cfg: WebhookConfig) -> Option<Arc<Queue>> {
-    // rustls needs one crypto provider for the process; ring is the one compiled in.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
