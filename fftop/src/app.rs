@@ -100,6 +100,8 @@ pub struct TargetState {
     pub history: History,
     /// The newest output lines, `(time, line)`, fetched while the detail view is open.
     pub logs: Vec<(String, String)>,
+    /// The newest events (SPEC §11), for the detail view's timeline.
+    pub events: Vec<shared::events::Event>,
 }
 
 impl TargetState {
@@ -112,6 +114,7 @@ impl TargetState {
             last_seen_ms: None,
             history: History::new(HISTORY_SECONDS as i64 * 1000),
             logs: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -356,6 +359,9 @@ impl App {
                         t.logs = logs;
                         self.dirty = true;
                     }
+                }
+                if crate::timeline::merge(&mut t.events, sample.events) {
+                    self.dirty = true;
                 }
             }
             PollResult::Down { error, at_ms } => {

@@ -5,7 +5,9 @@
 //! after that id, from the newest [`HISTORY`](super::HISTORY)), then every event as it happens.
 //! Each is `id: N` and one `data:` line of JSON, then a blank line; there are no `event:` lines
 //! (the kind is in the JSON), so `EventSource.onmessage` sees every event. A comment line
-//! (`: keep-alive`) goes out after [`KEEP_ALIVE`] without anything else.
+//! (`: keep-alive`) goes out after [`KEEP_ALIVE`] without anything else. With `?once` the
+//! answer ends after the snapshot and the replay: a poller (fftop's timeline) asks
+//! `/events?since=ID&once` now and then instead of holding a stream open.
 //!
 //! Limits: at most [`MAX_STREAMS`] streams per listener (the next one gets `503`). A stream never
 //! holds up the bus: a task per stream takes the events from the broadcast and hands them to the
@@ -107,7 +109,11 @@ pub(crate) fn respond(
     initial.push_back(snapshot(shared, last_id));
     initial.extend(replay.iter().map(|p| frame(p.event.id, &p.json)));
     let (tx, body_rx) = mpsc::channel(STREAM_QUEUE);
-    tokio::spawn(forward(rx, tx, bus.closing().clone(), KEEP_ALIVE));
+    if params.iter().any(|(k, _)| k == "once") {
+        drop(tx); // the body ends after the initial frames
+    } else {
+        tokio::spawn(forward(rx, tx, bus.closing().clone(), KEEP_ALIVE));
+    }
     let body = EventStream {
         initial,
         rx: body_rx,

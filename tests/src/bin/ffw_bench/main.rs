@@ -24,6 +24,7 @@ mod abuse;
 mod child;
 mod client;
 mod encode;
+mod events;
 mod fftop;
 mod grace;
 mod many;
@@ -41,6 +42,7 @@ use std::time::Instant;
 
 use crate::child::child_main;
 use crate::encode::{m1_overhead, m2_realtime};
+use crate::events::m12_events;
 use crate::fftop::m9_fftop;
 use crate::grace::m11_grace;
 use crate::many::m8_many;
@@ -215,6 +217,7 @@ fn main() {
         (2, "realtime encode"),
         (10, "vs the Python tool"),
         (11, "hung input -> exit"),
+        (12, "events"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -236,6 +239,7 @@ fn main() {
             9 => m9_fftop(&c, &mut rep),
             10 => m10_python(&c, &mut rep, &args.python_peer),
             11 => m11_grace(&c, &mut rep),
+            12 => m12_events(&c, &mut rep),
             _ => {}
         }
     }
