@@ -55,3 +55,43 @@ pub(super) fn draw_timeline(frame: &mut Frame<'_>, area: Rect, t: &TargetState, 
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use shared::api::Health;
+    use shared::events::{Event, EventKind};
+
+    use crate::app::View;
+    use crate::testutil::{sample_app, target};
+
+    #[test]
+    fn the_detail_shows_the_newest_events_under_the_charts() {
+        let mut app = sample_app(false);
+        let t = target("cam3-fail");
+        app.selected = Some(t.clone());
+        app.view = View::Detail;
+        let mut e = Event::new(
+            7,
+            "2026-11-23T23:56:03.456Z".into(),
+            EventKind::Health,
+            2,
+            Health::Stalled,
+        );
+        e.old = Some(Health::Ok);
+        e.reason = Some("no output for 2.1 s".into());
+        app.targets.get_mut(&t).unwrap().events = vec![e];
+        let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        term.draw(|f| crate::ui::draw(f, &app)).unwrap();
+        let buf = term.backend().buffer();
+        let rows: Vec<String> = (0..24)
+            .map(|y| (0..80).map(|x| buf[(x, y)].symbol()).collect())
+            .collect();
+        let at = |s: &str| rows.iter().position(|r| r.contains(s));
+        let title = at(" events ").expect("the timeline's title");
+        let line = at("health   stalled (was ok): no output for 2.1 s").expect("the event");
+        assert_eq!(line, title + 1, "{rows:#?}");
+        assert!(at("newest output").is_some_and(|l| l > line), "logs below");
+    }
+}

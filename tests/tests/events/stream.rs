@@ -153,6 +153,20 @@ fn over_tcp_the_stream_needs_the_token_and_bad_ids_are_400() {
     )
     .unwrap();
     assert_eq!(bad.status, 400, "{}", bad.head);
+    // `?since=ID&once`, as fftop polls: the replay, then the answer ends.
+    let c = _d.client();
+    let mut got = (0, Vec::new());
+    assert!(wait_until(Duration::from_secs(10), || {
+        got = tests::block_on(c.events(0)).unwrap();
+        !got.1.is_empty()
+    }));
+    assert_eq!(got.1[0].event, shared::events::EventKind::Started);
+    assert!(got.0 >= got.1[0].id);
+    let (newest, later) = tests::block_on(c.events(got.0)).unwrap();
+    assert!(
+        newest >= got.0 && later.iter().all(|e| e.id > got.0),
+        "{later:?}"
+    );
 }
 
 /// 63 readers and one client that never reads fill the socket listener's 64 streams; a 65th is
