@@ -101,6 +101,8 @@ pub struct TargetState {
     pub history: History,
     /// The newest output lines, `(time, line)`, fetched while the detail view is open.
     pub logs: Vec<(String, String)>,
+    /// The newest events (SPEC §11), for the detail view's timeline.
+    pub events: Vec<shared::events::Event>,
 }
 
 impl TargetState {
@@ -113,6 +115,7 @@ impl TargetState {
             last_seen_ms: None,
             history: History::new(HISTORY_SECONDS as i64 * 1000),
             logs: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -378,6 +381,9 @@ impl App {
                         t.logs = logs;
                         self.dirty = true;
                     }
+                }
+                if crate::timeline::merge(&mut t.events, sample.events) {
+                    self.dirty = true;
                 }
             }
             PollResult::Down { error, at_ms } => {

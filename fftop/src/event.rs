@@ -46,6 +46,8 @@ pub struct PollAnswer {
     pub points: Vec<SeriesPoint>,
     /// The newest output lines as `(time, line)`, when the detail view of this target is open.
     pub logs: Option<Vec<(String, String)>>,
+    /// Events since the last poll (`/events?since=ID&once`), when the detail view is open.
+    pub events: Vec<shared::events::Event>,
     /// When the answer arrived, Unix milliseconds.
     pub at_ms: i64,
 }

@@ -11,6 +11,7 @@
 //! - [`poll`]: one poller task per target (timeout, backoff, `/status`, `/series`, log lines).
 //! - [`scan`]: `--scan DIR`, targets appearing and disappearing live.
 //! - [`history`]: a target's rate points, with gaps, for sparklines and charts.
+//! - [`timeline`]: the detail view's newest events (`/events?since=ID&once`, polled).
 //! - [`ui`]: drawing, a pure function of `&App`.
 //! - [`format`]: number and time formatting for the screen and `--once`.
 //! - [`term`]: terminal setup and restore (panic hook, synchronized frames).
@@ -26,6 +27,7 @@ pub mod once;
 pub mod poll;
 pub mod scan;
 pub mod term;
+pub mod timeline;
 pub mod tui;
 pub mod ui;
 

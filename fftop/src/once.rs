@@ -73,6 +73,7 @@ async fn poll(target: &Target, token: Option<String>, timeout: Duration) -> Poll
     };
     match tokio::time::timeout(timeout, client.status()).await {
         Ok(Ok(status)) => PollResult::Up(Box::new(PollAnswer {
+            events: Vec::new(),
             status,
             points: Vec::new(),
             logs: None,

@@ -67,6 +67,8 @@ struct Session {
     last_t: Option<i64>,
     /// When the last poll succeeded, fftop's clock.
     last_ok_ms: Option<i64>,
+    /// The newest event id seen, for the detail view's timeline (`None`: ask where to start).
+    last_event: Option<u64>,
 }
 
 /// Polls `target` until the task is aborted, sending each result as an [`Event::Poll`].
@@ -191,11 +193,18 @@ async fn poll_once(
     } else {
         None
     };
+    let events = if want_logs {
+        crate::timeline::fetch(client, &mut session.last_event, timeout).await
+    } else {
+        session.last_event = None;
+        Vec::new()
+    };
     session.last_ok_ms = Some(at_ms);
     Ok(PollAnswer {
         status,
         points,
         logs,
+        events,
         at_ms,
     })
 }

@@ -132,6 +132,7 @@ pub fn up(target: &Target, status: Status, pts: Vec<SeriesPoint>) -> Event {
     Event::Poll {
         target: target.clone(),
         result: PollResult::Up(Box::new(PollAnswer {
+            events: Vec::new(),
             status,
             points: pts,
             logs: Some(vec![

@@ -309,6 +309,34 @@ impl Client {
             .await
     }
 
+    /// The events after `since` still held (SPEC §11), oldest first, and the id of the newest
+    /// event (the snapshot's): `/events?since=ID&once`, an answer that ends after the replay.
+    pub async fn events(
+        &self,
+        since: u64,
+    ) -> Result<(u64, Vec<crate::events::Event>), ClientError> {
+        let a = self.get(&format!("/events?since={since}&once")).await?;
+        if a.status != 200 {
+            return Err(ClientError::Status {
+                status: a.status,
+                body: a.body.trim().to_string(),
+            });
+        }
+        let (mut newest, mut out) = (0, Vec::new());
+        for line in a.body.lines() {
+            if let Some(json) = line.strip_prefix("data: ") {
+                let e: crate::events::Event =
+                    serde_json::from_str(json).map_err(|e| ClientError::Decode(e.to_string()))?;
+                if e.event == crate::events::EventKind::Snapshot {
+                    newest = e.id;
+                } else {
+                    out.push(e);
+                }
+            }
+        }
+        Ok((newest, out))
+    }
+
     /// The newest `count` progress blocks (`0`: all held) as `(time, block)`.
     pub async fn last_progress(&self, count: usize) -> Result<Vec<(String, String)>, ClientError> {
         self.get_json(&format!("/last_progress?count={count}&json=1"))

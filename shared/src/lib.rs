@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`api`]: the JSON types of the HTTP API (`/status`, `/series`, ...). Fields may be added,
 //!   never renamed: existing clients rely on them.
+//! - [`events`]: the events of `GET /events`, `EVENT_HOOK` and `WEBHOOK_URL` (SPEC §11).
 //! - [`progress`]: the parser of ffmpeg's `-progress` blocks, for every ffmpeg from 4.1 on.
 //! - [`client`]: the API client (Unix socket or TCP) used by fftop and the integration tests;
 //!   only with the `client` feature (reqwest), which wrapperd does not enable.
@@ -12,6 +13,7 @@
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod events;
 pub mod progress;
 pub mod timefmt;
 

@@ -7,10 +7,13 @@
 //! # Layout
 //! - this file: [`Wd`] (a work directory per test), starting wrapperd, waiting on conditions,
 //!   ffprobe checks, and the variables' list from wrapperd's own table.
+//! - [`events`]: an event-stream client, a webhook receiver and an ffmpeg whose health flips
+//!   (SPEC §11).
 //! - [`http`]: raw HTTP/1.1 requests, below the API client (also used by `ffw-bench`).
 //! - [`hung_source`]: a raw-video source that hangs with its connection open (SPEC §9).
 //! - [`procfs`]: what `/proc` says about a process (alive, children, RSS, descriptors, CPU).
 
+pub mod events;
 pub mod http;
 pub mod hung_source;
 pub mod procfs;

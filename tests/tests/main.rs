@@ -4,6 +4,7 @@
 //! `manager::`, `reliability::`, `stderr::`, `supervisor::`), or a part of one with its
 //! submodule:
 //!
+//! - `events::stream::`, `events::hook::`, `events::webhook::`
 //! - `api::endpoints::`, `api::access::`, `api::load::`
 //! - `deploy::notify::`, `deploy::files::`, `deploy::manifests::`, `deploy::container::`
 //! - `manager::fake::`, `manager::real::`
@@ -15,6 +16,7 @@
 mod api;
 mod config;
 mod deploy;
+mod events;
 mod fftop;
 mod grace;
 mod logs;

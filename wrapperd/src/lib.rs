@@ -19,6 +19,7 @@
 //! - [`api`]: the HTTP API: `listener`, `io`, `routes`, `format`, `metrics`.
 //! - [`signals`]: what each signal to wrapperd means.
 //! - [`notify`]: systemd's notify protocol (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`).
+//! - [`events`]: the event bus and its consumers: `GET /events`, `EVENT_HOOK`, `WEBHOOK_URL`.
 //!
 //! Only what the binary (`main.rs`) and the integration tests use is public; the rest is private
 //! to the crate, so the compiler reports what nothing uses.
@@ -29,6 +30,7 @@
 
 mod api;
 pub mod config;
+mod events;
 mod logfile;
 pub mod logging;
 mod manager;

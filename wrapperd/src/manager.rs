@@ -377,6 +377,20 @@ impl Manager {
         self.stop.as_ref()
     }
 
+    /// The next instant after `now` at which [`Manager::health`]'s word can change with
+    /// nothing arriving (warming up ends; the 2 s without advance pass), if any: the event bus
+    /// wakes then to send `health` (SPEC §11).
+    pub fn next_health_change(&self, now: Instant) -> Option<Instant> {
+        if self.stop.is_some() {
+            return None;
+        }
+        let stalled_at = self.last_advance + STALLED_HEALTH_AFTER + Duration::from_nanos(1);
+        [self.active_at, stalled_at]
+            .into_iter()
+            .filter(|t| *t > now)
+            .min()
+    }
+
     /// The health word and, when not ok/warming up, the reason.
     pub fn health(&self, now: Instant) -> (Health, Option<String>) {
         if let Some(stop) = &self.stop {

@@ -20,6 +20,7 @@ use shared::timefmt;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::events::{Bus, Emit, Head};
 use crate::manager::{Manager, Rules, Stop};
 use crate::ring::{Ring, Snapshot};
 
@@ -67,6 +68,8 @@ struct Inner {
     control: Option<ControlRequest>,
     /// wrapperd is on its way out ([`Daemon::exiting`]).
     exiting: bool,
+    /// The run whose `exited` event went out already ([`Daemon::report_run_exited`]).
+    exited_reported: Option<u64>,
 }
 
 /// One wrapperd as all its tasks see it: its fixed facts, and its changing state behind a lock.
@@ -90,6 +93,8 @@ pub struct Daemon {
     /// When the supervisor's loop last went round, milliseconds since `started` (`/livez`, the
     /// systemd watchdog).
     beat_ms: AtomicU64,
+    /// The events (SPEC §11), published under `inner`'s lock.
+    events: Bus,
 }
 
 impl Daemon {
@@ -113,6 +118,7 @@ impl Daemon {
             runs: Default::default(),
             control: None,
             exiting: false,
+            exited_reported: None,
         };
         Daemon {
             config,
@@ -123,6 +129,36 @@ impl Daemon {
             status_thread: OnceLock::new(),
             control_wake: Notify::new(),
             beat_ms: AtomicU64::new(0),
+            events: Bus::default(),
+        }
+    }
+
+    /// The event bus.
+    pub(crate) fn events(&self) -> &Bus {
+        &self.events
+    }
+
+    /// Publishes `ev` stamped with the current run, health and reason (set the state first).
+    #[allow(dead_code)] // used once the restart loop lands
+    pub(crate) fn emit(&self, ev: Emit) {
+        let g = self.lock();
+        self.emit_locked(&g, ev);
+    }
+
+    /// [`Daemon::emit`] from a method that holds the lock (so the event is ordered with the
+    /// change it reports).
+    fn emit_locked(&self, g: &Inner, ev: Emit) {
+        self.events.publish(head_of(g, Instant::now()), ev);
+    }
+
+    /// Sends `health` if the encode's health word changed since the last event; returns when
+    /// it may change next with nothing arriving (the event bus's health watcher).
+    pub(crate) fn health_event(&self, now: Instant) -> Option<Instant> {
+        let g = self.lock();
+        self.events.health_now(head_of(&g, now));
+        match g.state {
+            State::Starting | State::Running => g.manager.next_health_change(now),
+            _ => None,
         }
     }
 
@@ -160,8 +196,10 @@ impl Daemon {
         g.restarting = None;
         g.run.number += 1;
         g.run.runs += 1;
+        self.emit_locked(&g, Emit::Started { pid });
         drop(g);
         self.wake_status();
+        self.events.wake_health();
         start_ms
     }
 
@@ -238,6 +276,7 @@ impl Daemon {
             g.points.pop_front();
         }
         g.last_progress = Some((unix_ms, block.progress));
+        self.events.health_seen(health_of(g, now).0);
         notes
     }
 
@@ -261,6 +300,7 @@ impl Daemon {
     pub fn poll_manager(&self, now: Instant) -> (Vec<String>, Option<Stop>) {
         let mut g = self.lock();
         let notes = g.manager.poll(now);
+        self.events.health_seen(health_of(&g, now).0);
         (notes, g.manager.stop().cloned())
     }
 
@@ -348,6 +388,7 @@ impl Daemon {
         g.manager.stand_down();
         g.state = State::Stopping;
         g.stopping_reason = Some(reason);
+        self.emit_locked(&g, Emit::Stopping);
         drop(g);
         self.wake_status();
     }
@@ -363,7 +404,22 @@ impl Daemon {
     pub fn set_exit(&self, exit: ExitInfo) {
         let mut g = self.lock();
         g.state = State::Exited;
-        g.exit = Some(exit);
+        let ffmpeg_status = exit.ffmpeg_status;
+        g.exit = Some(exit.clone());
+        // The last run's record, unless its `exited` went out already (a stop while waiting to
+        // restart) or no run was started in this life.
+        let record = g
+            .last_run
+            .clone()
+            .filter(|r| g.run.runs > 0 && g.exited_reported != Some(r.run));
+        self.emit_locked(
+            &g,
+            Emit::Exited {
+                ffmpeg_status,
+                record,
+                exit: Some(exit),
+            },
+        );
         drop(g);
         self.wake_status();
     }
@@ -438,6 +494,16 @@ fn progress_info(g: &Inner) -> Option<ProgressInfo> {
         dup_frames: p.dup_frames,
         drop_frames: p.drop_frames,
     })
+}
+
+/// What an event is stamped with at `now`.
+fn head_of(g: &Inner, now: Instant) -> Head {
+    let (health, reason) = health_of(g, now);
+    Head {
+        run: g.run.number,
+        health,
+        reason,
+    }
 }
 
 fn health_of(g: &Inner, now: Instant) -> (Health, Option<String>) {

@@ -40,6 +40,16 @@ pub(super) fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
         info_a,
     );
     draw_charts(frame, charts_a, app, t);
+    // The event timeline (SPEC §11) under the charts, when there is room besides the logs.
+    let events_h = super::timeline::height(t);
+    let logs_a = if events_h > 0 && logs_a.height >= events_h + 3 {
+        let [ev_a, rest] =
+            Layout::vertical([Constraint::Length(events_h), Constraint::Fill(1)]).areas(logs_a);
+        super::timeline::draw_timeline(frame, ev_a, t, color);
+        rest
+    } else {
+        logs_a
+    };
     if logs_a.height >= 2 {
         draw_logs(frame, logs_a, t, color);
     }

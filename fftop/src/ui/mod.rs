@@ -19,6 +19,7 @@ use crate::history::Point;
 
 mod detail;
 mod list;
+mod timeline;
 
 use detail::draw_detail;
 use list::draw_list;

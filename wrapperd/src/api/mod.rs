@@ -170,6 +170,7 @@ pub(crate) fn start_with(
     let unix_ctx = Arc::new(Ctx {
         shared: shared.clone(),
         guard: Guard::socket(config),
+        streams: Default::default(),
     });
     let tcp_guard = Guard::tcp(config);
     let path = socket_path.clone();
@@ -184,6 +185,7 @@ pub(crate) fn start_with(
         let ctx = Arc::new(Ctx {
             shared,
             guard: tcp_guard,
+            streams: Default::default(),
         });
         tasks.push(tokio::spawn(serve(listener, ctx, stop.clone(), limits)));
         local

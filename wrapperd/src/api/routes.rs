@@ -57,6 +57,8 @@ pub(crate) struct Ctx {
     pub(crate) shared: Arc<Daemon>,
     /// Who may read and control on this listener.
     pub(crate) guard: Guard,
+    /// This listener's `/events` streams (SPEC §11: at most 64 per listener).
+    pub(crate) streams: crate::events::sse::Slots,
 }
 
 /// Who sent a request, for the log of control requests: `socket`, or the TCP peer's address.
@@ -81,6 +83,7 @@ enum Route {
     Runs,
     Stop,
     Restart,
+    Events,
 }
 
 impl Route {
@@ -101,6 +104,7 @@ impl Route {
             "/runs" => Route::Runs,
             "/stop" => Route::Stop,
             "/restart" => Route::Restart,
+            "/events" => Route::Events,
             _ => return None,
         })
     }
@@ -208,6 +212,9 @@ async fn handle(ctx: &Ctx, req: &Request<'_>) -> Response {
     if req.method != Method::GET && req.method != Method::HEAD {
         return method_not_allowed("GET, HEAD");
     }
+    if route == Route::Events {
+        return crate::events::sse::respond(&ctx.shared, &ctx.streams, req.params, req.headers);
+    }
     match answer(ctx, route, req.params).await {
         Ok(r) => r,
         Err(message) => plain(StatusCode::BAD_REQUEST, message),
@@ -274,6 +281,7 @@ async fn answer(ctx: &Ctx, route: Route, params: &[(String, String)]) -> Result<
                 shared.beat_age().as_secs_f64()
             ),
         ),
+        Route::Events => plain(StatusCode::INTERNAL_SERVER_ERROR, "answered in handle"),
         Route::Metrics => with_type(
             StatusCode::OK,
             metrics::CONTENT_TYPE,

@@ -15,6 +15,7 @@
 //! of their own is refused, [`LoadError::Progress`]), and the warnings of `warn` (a switch given
 //! as "any string", a variable that looks like a misspelt one of ours), each one line.
 
+mod events;
 mod parse;
 mod warn;
 
@@ -24,6 +25,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use events::EventSet;
 use parse::{Effective, Raw};
 
 /// A bad environment value: what failed, the value, and what is allowed.
@@ -315,6 +317,25 @@ vars! {
     api_read_only: bool = "API_READ_ONLY" ["false"] flag(),
         "refuse POST /stop and /restart on every listener (403)",
         ok "TRUE" => "true", bad ["maybe", "read-only", "t"];
+    event_hook: Option<String> = "EVENT_HOOK" ["unset"] secret(),
+        "command run with /bin/sh -c on every event, FFW_* in its environment (SPEC 11)",
+        ok "logger -t ffw" => "(set)", bad [];
+    event_hook_timeout: Duration = "EVENT_HOOK_TIMEOUT" ["10"] seconds(),
+        "seconds a hook may run before it is killed with its process group",
+        ok "2.5" => "2.5", bad ["-1", "soon"];
+    webhook_url: Option<String> = "WEBHOOK_URL" ["unset"] webhook_url(),
+        "http(s) URL the events of WEBHOOK_EVENTS are POSTed to as JSON",
+        ok "https://hooks.example/T0/B1" => "(set)", bad ["ftp://x/y", "hooks.example", "http://"];
+    webhook_events: EventSet =
+        "WEBHOOK_EVENTS" ["failing,stalled,exited,restarting,gave_up"] event_set(),
+        "events and health words sent to WEBHOOK_URL (plus ok after one of them)",
+        ok " Stalled, EXITED " => "stalled,exited", bad ["stale", "ok,,failing"];
+    webhook_token: Option<String> = "WEBHOOK_TOKEN" ["unset"] secret(),
+        "bearer token sent to WEBHOOK_URL",
+        ok "xoxb" => "(set)", bad [];
+    webhook_retry_for: Duration = "WEBHOOK_RETRY_FOR" ["120"] seconds(),
+        "seconds a failed webhook delivery is retried (connection errors, timeouts, 5xx)",
+        ok "5" => "5", bad ["-1", "2m"];
 }
 
 impl Default for Config {
@@ -565,7 +586,7 @@ mod tests {
         let eff: Vec<_> = c.effective_values().into_iter().map(|(k, _)| k).collect();
         let doc: Vec<_> = VARS.iter().map(|v| v.name).collect();
         assert_eq!(eff, doc);
-        assert_eq!(doc.len(), 37);
+        assert_eq!(doc.len(), 43);
         let usage = Config::usage();
         for v in VARS {
             let line = format!("  {:<31} [{}] {}\n", v.name, v.default, v.meaning);

@@ -10,6 +10,7 @@ use std::time::Instant;
 use shared::api::{RunRecord, State};
 
 use super::Daemon;
+use crate::events::Emit;
 
 /// The newest runs kept in `runs.jsonl` and in memory (SPEC §10).
 pub const RUNS_KEPT: usize = 1000;
@@ -59,7 +60,17 @@ impl Daemon {
         if matches!(g.state, State::Stopping | State::Exited) || g.control.is_some() {
             return Err(ControlRefused::Stopping);
         }
-        g.control = Some(ControlRequest { what, origin });
+        g.control = Some(ControlRequest {
+            what,
+            origin: origin.clone(),
+        });
+        self.emit_locked(
+            &g,
+            Emit::Control {
+                what: what.as_str(),
+                origin,
+            },
+        );
         drop(g);
         self.control_wake.notify_one();
         Ok(())
@@ -132,11 +143,31 @@ impl Daemon {
         self.wake_status();
     }
 
+    /// The newest run ended and another follows: its `exited` event, with its record (the
+    /// last run of a life goes out with wrapperd's exit, [`Daemon::set_exit`]).
+    pub(crate) fn report_run_exited(&self) {
+        let mut g = self.lock();
+        let Some(record) = g.last_run.clone() else {
+            return;
+        };
+        g.exited_reported = Some(record.run);
+        self.emit_locked(
+            &g,
+            Emit::Exited {
+                ffmpeg_status: record.ffmpeg_status,
+                record: Some(record),
+                exit: None,
+            },
+        );
+    }
+
     /// Between runs until `next_start`, for `why` (the ended run and its reason).
     pub(crate) fn set_restarting(&self, why: String, next_start: Instant) {
         let mut g = self.lock();
         g.state = State::Restarting;
         g.restarting = Some((why, next_start));
+        let delay = next_start.saturating_duration_since(Instant::now());
+        self.emit_locked(&g, Emit::Restarting { delay });
         drop(g);
         self.wake_status();
     }

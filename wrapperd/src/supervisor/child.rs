@@ -94,7 +94,7 @@ pub(crate) fn reap(ffmpeg: Pid) -> Option<WaitStatus> {
             Ok(st @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _))) => {
                 if p == ffmpeg {
                     found = Some(st);
-                } else {
+                } else if !crate::events::hook::reaped(p.as_raw(), &st) {
                     tracing::debug!("reaped orphan process {p}");
                 }
             }

@@ -39,6 +39,7 @@ pub use setup::SetupError;
 
 use crate::api;
 use crate::config::Config;
+use crate::events::Emit;
 use crate::logfile::LogSink;
 use crate::logging;
 use crate::runs::{self, RunLog};
@@ -98,10 +99,14 @@ pub async fn run(
             Next::GiveUp { restarts } => {
                 let window = backoff.rules().window.as_secs_f64();
                 let why = format!("gave up: {restarts} restarts in {window} s; last run: {reason}");
+                shared.emit(Emit::GaveUp {
+                    reason: why.clone(),
+                });
                 return Ok(life.parts.finish(code, status, why).await);
             }
             Next::Restart { delay } => delay,
         };
+        shared.report_run_exited();
         if !delay.is_zero() {
             let why = format!("run {} ended ({reason})", ended.number);
             tracing::info!("{why}; restarting in {} s", delay.as_secs_f64());
@@ -276,6 +281,7 @@ impl Parts {
             ffmpeg_status,
             reason: reason.clone(),
         });
+        crate::events::drain(&self.shared, Duration::from_secs(10)).await;
         if let Some(s) = self.status {
             s.stop(Duration::from_secs(3));
         }

@@ -124,6 +124,7 @@ pub(crate) fn prepare(config: Config, args: &[OsString]) -> Result<(Life, Signal
     let runlog = RunLog::start(runs_path.clone(), history.lines.clone())
         .map_err(SetupError::io("start the writer of", &runs_path))?;
     shared.set_history(history.lines, history.last, history.last_number);
+    crate::events::start(&shared);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     crate::rss::spawn(shared.clone(), &tracker, token.clone());

@@ -26,6 +26,7 @@ mod abuse;
 mod child;
 mod client;
 mod encode;
+mod events;
 mod fftop;
 mod grace;
 mod many;
@@ -44,6 +45,7 @@ use std::time::Instant;
 
 use crate::child::child_main;
 use crate::encode::{m1_overhead, m2_realtime};
+use crate::events::m13_events;
 use crate::fftop::m9_fftop;
 use crate::grace::m11_grace;
 use crate::many::m8_many;
@@ -220,6 +222,7 @@ fn main() {
         (10, "vs the Python tool"),
         (11, "hung input -> exit"),
         (12, "restarts"),
+        (13, "events"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -242,6 +245,7 @@ fn main() {
             10 => m10_python(&c, &mut rep, &args.python_peer),
             11 => m11_grace(&c, &mut rep),
             12 => m12_restarts(&c, &mut rep),
+            13 => m13_events(&c, &mut rep),
             _ => {}
         }
     }
