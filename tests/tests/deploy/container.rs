@@ -317,7 +317,9 @@ fn the_build_stages_rust_builds_the_locked_dependencies() {
     let image = major_minor(arg.trim_start_matches("RUST_VERSION="));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        // Not --offline: metadata reads every locked package's manifest, platform-specific ones
+        // too (web-time for wasm), which a build on this host never downloaded.
+        .args(["metadata", "--locked", "--format-version", "1"])
         .current_dir(deploy_dir().join(".."))
         .output()
         .unwrap();
