@@ -139,7 +139,6 @@ impl Daemon {
     }
 
     /// Publishes `ev` stamped with the current run, health and reason (set the state first).
-    #[allow(dead_code)] // used once the restart loop lands
     pub(crate) fn emit(&self, ev: Emit) {
         let g = self.lock();
         self.emit_locked(&g, ev);

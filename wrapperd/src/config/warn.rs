@@ -12,7 +12,7 @@
 //!    that at least two variables of the table share, except the words other software uses
 //!    for its own variables ([`FOREIGN_PREFIXES`]: `HTTP_` of proxies and Kubernetes service
 //!    links, `API_`, `FFMPEG_` of ffmpeg itself and its images, `LOG_`, `NO_` …). Today these
-//!    are `ENCODING_`, `LOG_ROTATION_`, `RESTART_` and `STOP_`. The variable named is the one
+//!    are `ENCODING_`, `EVENT_`, `LOG_ROTATION_`, `RESTART_`, `STOP_` and `WEBHOOK_`. The variable named is the one
 //!    of that family sharing the most words with it, then the closest.
 //!
 //! Names that ordinary environments hold are never warned about ([`FOREIGN_NAMES`]), whatever
@@ -323,7 +323,17 @@ mod tests {
     fn the_families_are_wrapperds_own_words() {
         let mut f = families();
         f.sort();
-        assert_eq!(f, ["ENCODING_", "LOG_ROTATION_", "RESTART_", "STOP_"]);
+        assert_eq!(
+            f,
+            [
+                "ENCODING_",
+                "EVENT_",
+                "LOG_ROTATION_",
+                "RESTART_",
+                "STOP_",
+                "WEBHOOK_"
+            ]
+        );
     }
 
     #[test]

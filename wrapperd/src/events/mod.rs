@@ -55,8 +55,6 @@ const NO_WORD: u8 = u8::MAX;
 /// What the supervisor reports, for [`Daemon::emit`]. Each becomes one event whose `run`,
 /// `health` and `reason` are the state's at that moment (set the state first, then emit).
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
-// Restarting, GaveUp, Control: sent once the restart loop lands
 // A few events per run: the size of `Exited`'s record costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Emit {

@@ -74,7 +74,8 @@ fn since_of(params: &[(String, String)], headers: &HeaderMap) -> Result<Option<u
 }
 
 fn plain(status: StatusCode, text: impl Into<String>) -> Response {
-    let mut r = Response::new(format!("{}\n", text.into()).into());
+    // No trailing newline, like every other text answer of the API.
+    let mut r = Response::new(text.into().into());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
