@@ -90,37 +90,14 @@ pub async fn run(
     };
     loop {
         let ended = run_once(&mut sup, run.io, life.parts.runlog.as_ref()).await;
-        let (code, status, reason) = (ended.code, ended.outcome.status, ended.reason.clone());
+        let status = ended.outcome.status;
         let ending = ending_of(&ended.outcome);
-        let now = Instant::now();
-        let next = backoff.decide(ending, ended.outcome.healthy_for, now.into_std());
-        let delay = match next {
-            Next::Exit => return Ok(life.parts.finish(code, status, reason).await),
-            Next::GiveUp { restarts } => {
-                let window = backoff.rules().window.as_secs_f64();
-                let why = format!("gave up: {restarts} restarts in {window} s; last run: {reason}");
-                shared.emit(Emit::GaveUp {
-                    reason: why.clone(),
-                });
-                return Ok(life.parts.finish(code, status, why).await);
-            }
-            Next::Restart { delay } => delay,
+        let delay = match decide(&mut backoff, &shared, &ended, ending) {
+            Ok(delay) => delay,
+            Err((code, why)) => return Ok(life.parts.finish(code, status, why).await),
         };
-        shared.report_run_exited();
-        if !delay.is_zero() {
-            let why = format!("run {} ended ({reason})", ended.number);
-            tracing::info!("{why}; restarting in {} s", delay.as_secs_f64());
-            shared.set_restarting(why, (now + delay).into_std());
-            match sup.between_runs(now + delay).await {
-                Between::Elapsed => {}
-                Between::RestartNow(origin) => {
-                    tracing::info!("restart requested by POST /restart ({origin}): starting now")
-                }
-                Between::Stop(why) => {
-                    shared.set_exiting();
-                    return Ok(life.parts.finish(0, status, why).await);
-                }
-            }
+        if let Some(why) = wait_to_restart(&mut sup, &ended, delay).await {
+            return Ok(life.parts.finish(0, status, why).await);
         }
         backoff.restarted(ending, std::time::Instant::now());
         shared.set_restarts(
@@ -141,6 +118,62 @@ pub async fn run(
         sup.wake = run.wake.clone();
         sup.phase = Phase::Running;
         sup.run = RunClock::new(Instant::from_std(run.at));
+    }
+}
+
+/// What follows a run, by the restart policy: the delay before the next run, or wrapperd's
+/// exit status and reason.
+fn decide(
+    backoff: &mut Backoff,
+    shared: &Daemon,
+    ended: &Ended,
+    ending: Ending,
+) -> Result<Duration, (i32, String)> {
+    let now = std::time::Instant::now();
+    match backoff.decide(ending, ended.outcome.healthy_for, now) {
+        Next::Exit => Err((ended.code, ended.reason.clone())),
+        Next::GiveUp { restarts } => {
+            let window = backoff.rules().window.as_secs_f64();
+            let why = format!(
+                "gave up: {restarts} restarts in {window} s; last run: {}",
+                ended.reason
+            );
+            shared.emit(Emit::GaveUp {
+                reason: why.clone(),
+            });
+            Err((ended.code, why))
+        }
+        Next::Restart { delay } => {
+            shared.report_run_exited();
+            Ok(delay)
+        }
+    }
+}
+
+/// Waits out the restart delay in the `restarting` state; the exit reason when a stop was
+/// asked meanwhile (wrapperd then exits 0, SPEC §7).
+async fn wait_to_restart<E: phase::Events>(
+    sup: &mut Supervisor<child::Ffmpeg, E>,
+    ended: &Ended,
+    delay: Duration,
+) -> Option<String> {
+    if delay.is_zero() {
+        return None;
+    }
+    let why = format!("run {} ended ({})", ended.number, ended.reason);
+    tracing::info!("{why}; restarting in {} s", delay.as_secs_f64());
+    let until = Instant::now() + delay;
+    sup.shared.set_restarting(why, until.into_std());
+    match sup.between_runs(until).await {
+        Between::Elapsed => None,
+        Between::RestartNow(origin) => {
+            tracing::info!("restart requested by POST /restart ({origin}): starting now");
+            None
+        }
+        Between::Stop(why) => {
+            sup.shared.set_exiting();
+            Some(why)
+        }
     }
 }
 
