@@ -8,7 +8,9 @@ use shared::api::Health;
 
 use crate::app::{App, Conn, Quit, SortKey, View};
 use crate::event::Event;
-use crate::testutil::{down, points, sample_app, status, target, up, NOW};
+use crate::testutil::{
+    down, exited, exited_app, points, sample_app, status, target, unauthorized, up, NOW,
+};
 
 fn key(app: &mut App, code: KeyCode) {
     app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
@@ -87,9 +89,12 @@ fn enter_opens_detail_and_q_or_esc_go_back_then_quit() {
     key(&mut app, KeyCode::Char('q'));
     assert_eq!(app.quit, Some(Quit::User));
 
+    // Esc in the list never quits (htop, k9s): only q does.
     let mut app = sample_app(false);
     key(&mut app, KeyCode::Esc);
-    assert_eq!(app.quit, Some(Quit::User));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.quit, None);
+    assert_eq!(app.view, View::List);
     let mut app = sample_app(false);
     ctrl(&mut app, 'c');
     assert_eq!(app.quit, Some(Quit::User));
@@ -126,7 +131,7 @@ fn filter_narrows_rows_and_enter_keeps_esc_clears() {
     assert_eq!(app.filter, "cam3");
     assert_eq!(names(&app), ["cam3-fail"]);
 
-    // Esc in the list first clears a filter, then quits.
+    // Esc in the list clears a filter (and never quits).
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.filter, "");
     assert_eq!(names(&app).len(), 5);
@@ -306,7 +311,7 @@ fn dirty_only_when_something_visible_changes() {
     ));
     assert!(app.dirty);
     app.dirty = false;
-    key(&mut app, KeyCode::Char('x')); // an unbound key
+    key(&mut app, KeyCode::Char('z')); // an unbound key
     assert!(!app.dirty);
     app.update(Event::Resize(100, 30));
     assert!(app.dirty);
@@ -329,4 +334,65 @@ fn terminal_gone_quits() {
     let mut app = sample_app(false);
     app.update(Event::TerminalGone("hang-up".into()));
     assert_eq!(app.quit, Some(Quit::TerminalGone("hang-up".into())));
+}
+
+#[test]
+fn exited_rows_sort_last_and_x_hides_them() {
+    let mut app = exited_app(false);
+    assert_eq!(
+        names(&app),
+        ["cam1-ok", "cam3-auth", "cam2-gone"],
+        "exited after the live ones, whatever the name"
+    );
+    app.sort = SortKey::Health;
+    assert_eq!(names(&app).last().unwrap(), "cam2-gone");
+    assert_eq!(app.hidden_exited(), 0);
+    // Selected exited row: hiding moves the selection to a shown row.
+    key(&mut app, KeyCode::End);
+    assert_eq!(selected(&app), "cam2-gone");
+    key(&mut app, KeyCode::Char('x'));
+    assert!(app.hide_exited);
+    assert_eq!(names(&app).len(), 2);
+    assert_eq!(app.hidden_exited(), 1);
+    assert_ne!(selected(&app), "cam2-gone");
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(names(&app).len(), 3);
+    assert_eq!(app.hidden_exited(), 0);
+    // The health words and why.
+    let gone = app.targets.get(&target("cam2-gone")).unwrap();
+    assert_eq!(gone.health_word(), "exited");
+    assert!(!gone.is_good());
+    assert!(gone.problem().unwrap().contains("stopped by the manager"));
+    let auth = app.targets.get(&target("cam3-auth")).unwrap();
+    assert_eq!(auth.health_word(), "unauthorized");
+    assert!(matches!(auth.conn, Conn::Unauthorized { .. }));
+}
+
+#[test]
+fn an_exited_target_that_starts_again_is_live_again() {
+    let mut app = exited_app(false);
+    let t = target("cam2-gone");
+    app.update(up(&t, status(Health::WarmingUp, None, None), vec![]));
+    let st = app.targets.get(&t).unwrap();
+    assert_eq!(st.health_word(), "warming_up");
+    assert!(st.last_run.is_none());
+    // ...and exits again, then is killed: an exited row stays exited until its files change.
+    app.update(exited(&t, NOW - 1000));
+    assert_eq!(app.targets.get(&t).unwrap().health_word(), "exited");
+    app.update(down(&t, "cannot connect: refused", NOW));
+    assert_eq!(app.targets.get(&t).unwrap().health_word(), "down");
+    app.update(unauthorized(&t));
+    assert_eq!(app.targets.get(&t).unwrap().health_word(), "unauthorized");
+}
+
+#[test]
+fn x_is_a_key_only_outside_the_filter() {
+    let mut app = exited_app(false);
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "x");
+    assert!(!app.hide_exited);
+    assert_eq!(app.filter, "x");
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('x'));
+    assert!(app.hide_exited);
 }

@@ -9,22 +9,30 @@
 //! - [`app`]: the state and `App::update`, the only place it changes (keys, polls, scans, ticks).
 //! - [`event`]: the `Event` type every source sends.
 //! - [`poll`]: one poller task per target (timeout, backoff, `/status`, `/series`, log lines).
-//! - [`scan`]: `--scan DIR`, targets appearing and disappearing live.
+//! - [`scan`]: `--scan DIR`, targets appearing and disappearing live (exited ones stay).
+//! - [`exited`]: an exited encode's files (`status.json`, the tail of `runs.jsonl`).
+//! - [`sources`]: the target set: command line, scan, `--targets-file`, remote aggregators.
 //! - [`history`]: a target's rate points, with gaps, for sparklines and charts.
 //! - [`ui`]: drawing, a pure function of `&App`.
 //! - [`format`]: number and time formatting for the screen and `--once`.
 //! - [`term`]: terminal setup and restore (panic hook, synchronized frames).
 //! - [`tui`]: the interactive loop wiring all of the above.
 //! - [`once`]: `--once` (plain table or JSON, exit status by health).
+//! - [`serve`]: `--serve HOST:PORT`, the headless aggregator (SPEC §13).
+//! - [`targets_file`]: `--targets-file FILE`, re-read when it changes.
 
 pub mod app;
 pub mod cli;
 pub mod event;
+pub mod exited;
 pub mod format;
 pub mod history;
 pub mod once;
 pub mod poll;
 pub mod scan;
+pub mod serve;
+pub mod sources;
+pub mod targets_file;
 pub mod term;
 pub mod tui;
 pub mod ui;
@@ -47,7 +55,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let code = rt.block_on(async {
-        if cli.once {
+        if let Some(addr) = &cli.serve {
+            serve::run(&cli, addr).await
+        } else if cli.once {
             once::run(&cli).await
         } else {
             tui::run(&cli).await

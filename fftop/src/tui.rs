@@ -49,6 +49,13 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
             tx.clone(),
         )));
     }
+    if let Some(file) = &cli.targets_file {
+        tasks.push(tokio::spawn(crate::targets_file::run(
+            file.clone(),
+            cli.interval,
+            tx.clone(),
+        )));
+    }
     let mut pollers: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
 
     let result = loop {

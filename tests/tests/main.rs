@@ -12,6 +12,7 @@
 
 mod api;
 mod fftop;
+mod fftop_fleet;
 mod grace;
 mod logs;
 mod manager;

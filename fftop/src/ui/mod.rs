@@ -63,7 +63,10 @@ fn draw_too_small(frame: &mut Frame<'_>, area: Rect) {
 // Styles
 
 fn is_bad(word: &str) -> bool {
-    matches!(word, "down" | "failing" | "stalled" | "exited")
+    matches!(
+        word,
+        "down" | "failing" | "stalled" | "exited" | "unauthorized"
+    )
 }
 
 /// The style of a health word: a colour when colours are on; bold (and reversed for `down`)
@@ -83,7 +86,7 @@ pub fn health_style(word: &str, color: bool) -> Style {
         "ok" => Color::Green,
         "warming_up" => Color::Cyan,
         "stopping" => Color::Yellow,
-        "failing" | "down" => Color::Red,
+        "failing" | "down" | "unauthorized" => Color::Red,
         "stalled" => Color::Magenta,
         "exited" => Color::LightRed,
         _ => Color::DarkGray,
@@ -154,11 +157,13 @@ fn key_hints(keys: &[(&str, &str)], color: bool) -> Line<'static> {
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let keys = [
-        ("q, Esc", "back, or quit from the list"),
+        ("q", "back, or quit from the list"),
+        ("Esc", "back, clear the filter (never quits)"),
         ("↑ ↓, j k", "select a target"),
         ("Enter", "open the detail"),
         ("/", "filter by name (Enter keep, Esc clear)"),
         ("s", "sort: name, health, fps, speed, uptime"),
+        ("x", "hide or show exited encodes"),
         ("Ctrl-L", "repaint the screen"),
         ("?", "this help (any key closes it)"),
     ];
