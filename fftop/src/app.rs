@@ -255,6 +255,8 @@ pub struct App {
     pub scanned: BTreeSet<Target>,
     /// The targets `--targets-file` lists.
     pub filed: BTreeSet<Target>,
+    /// Counts changes of the target set, so the loops restart pollers only when it changed.
+    pub targets_gen: u64,
 }
 
 impl App {
@@ -277,6 +279,7 @@ impl App {
             hide_exited: false,
             scanned: BTreeSet::new(),
             filed: BTreeSet::new(),
+            targets_gen: 0,
         };
         for t in explicit {
             app.targets

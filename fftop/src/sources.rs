@@ -135,6 +135,7 @@ impl App {
         for t in wanted {
             if !self.targets.contains_key(&t) {
                 self.targets.insert(t.clone(), TargetState::new(t));
+                self.targets_gen += 1;
                 self.dirty = true;
             }
         }
@@ -143,6 +144,7 @@ impl App {
 
     fn remove_target(&mut self, t: &Target) {
         self.targets.remove(t);
+        self.targets_gen += 1;
         if self.selected.as_ref() == Some(t) {
             self.view = View::List;
         }
@@ -174,6 +176,9 @@ impl App {
         for c in children {
             // A name on the command line as well keeps its own row; the two are the same encode.
             let fresh = !self.targets.contains_key(&c.target);
+            if fresh {
+                self.targets_gen += 1;
+            }
             let st = self.targets.entry(c.target.clone()).or_insert_with(|| {
                 let mut s = TargetState::new(c.target.clone());
                 s.parent = Some(parent.clone());

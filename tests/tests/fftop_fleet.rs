@@ -157,6 +157,30 @@ fn a_manager_stopped_encode_stays_as_exited_with_its_reason() {
     assert_eq!(o["cmd"], file["cmd"]);
 }
 
+#[test]
+fn a_401_shows_unauthorized_not_down() {
+    let wd = Wd::new();
+    let d = wd
+        .wrapperd()
+        .fake()
+        .env("ENCODING_CHECK_START_DELAY", "60")
+        .envs(&[("HTTP_PORT", "0"), ("API_TOKEN", "tok")])
+        .args(["run", "fps=25"])
+        .spawn();
+    d.wait_api();
+    let addr = wd.http_addr().to_string();
+    let (code, out) = fftop(&["--once", &addr]);
+    assert_eq!(code, 1, "{out}");
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert_eq!(row.split_whitespace().nth(1), Some("unauthorized"), "{out}");
+    assert!(row.contains("401"), "{out}");
+    let (code, out) = fftop(&["--once", "--json", &addr]);
+    assert_eq!(code, 1);
+    assert_eq!(json_array(&out)[0]["health"], "unauthorized", "{out}");
+    let (code, out) = fftop(&["--once", "--token", "tok", &addr]);
+    assert_eq!(code, 0, "with the token:\n{out}");
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; the test binds it right after).
 fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -11,7 +11,8 @@ use std::time::Duration;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use shared::client::{Client, ClientError};
+use serde_json::Value;
+use shared::client::{Client, ClientError, Target};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
@@ -150,25 +151,43 @@ fn metrics_text(shared: &Shared) -> String {
     metrics::render(&sources)
 }
 
-/// `GET /t/<name>/<path>`: the target whose name is the longest prefix of `rest` followed by
-/// `/`, asked for the remaining path (and query).
+/// The target for `/t/<rest>`: the one whose name is the longest prefix of `rest` followed by
+/// `/`, with its name and, when it has exited, its `/targets` object.
+fn find_target(shared: &Shared, rest: &str) -> Option<(Target, String, Option<Value>)> {
+    let app = shared.app.lock().unwrap_or_else(|e| e.into_inner());
+    app.visible()
+        .into_iter()
+        .filter(|t| {
+            rest.strip_prefix(t.name.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        })
+        .max_by_key(|t| t.name.len())
+        .map(|t| {
+            let exited = matches!(t.conn, Conn::Exited { .. });
+            let json = exited.then(|| crate::once::json_of_one(t));
+            (t.target.clone(), t.name.clone(), json)
+        })
+}
+
+/// The pass-through's client for `target`, made once.
+fn client_for(shared: &Shared, target: &Target) -> Result<Client, ClientError> {
+    let mut clients = shared.clients.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = clients.get(target) {
+        return Ok(c.clone());
+    }
+    let c = Client::new(
+        target.clone(),
+        shared.poll.token.clone(),
+        shared.poll.timeout,
+    )?;
+    clients.insert(target.clone(), c.clone());
+    Ok(c)
+}
+
+/// `GET /t/<name>/<path>`: that target asked for the remaining path (and query), its answer
+/// passed back as it is; `502` when it cannot be reached, `504` after the timeout.
 async fn pass_through(shared: &Shared, rest: &str, query: Option<&str>) -> Response<String> {
-    let found = {
-        let app = shared.app.lock().unwrap_or_else(|e| e.into_inner());
-        app.visible()
-            .into_iter()
-            .filter(|t| {
-                rest.strip_prefix(t.name.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-            })
-            .max_by_key(|t| t.name.len())
-            .map(|t| {
-                let exited = matches!(t.conn, Conn::Exited { .. });
-                let json = exited.then(|| crate::once::json_of_one(t));
-                (t.target.clone(), t.name.clone(), json)
-            })
-    };
-    let Some((target, name, exited_json)) = found else {
+    let Some((target, name, exited_json)) = find_target(shared, rest) else {
         return text(
             StatusCode::NOT_FOUND,
             format!("no target named like {rest:?} (GET /targets lists them)"),
@@ -186,40 +205,27 @@ async fn pass_through(shared: &Shared, rest: &str, query: Option<&str>) -> Respo
             )
         };
     }
-    let client = {
-        let mut clients = shared.clients.lock().unwrap_or_else(|e| e.into_inner());
-        match clients.get(&target) {
-            Some(c) => Ok(c.clone()),
-            None => Client::new(
-                target.clone(),
-                shared.poll.token.clone(),
-                shared.poll.timeout,
-            )
-            .inspect(|c| {
-                clients.insert(target.clone(), c.clone());
-            }),
-        }
-    };
     let path_and_query = match query {
         Some(q) => format!("{sub}?{q}"),
         None => sub.to_string(),
     };
-    let result = match client {
-        Ok(c) => tokio::time::timeout(shared.poll.timeout, c.get(&path_and_query))
+    let timeout = shared.poll.timeout;
+    let result = match client_for(shared, &target) {
+        Ok(c) => tokio::time::timeout(timeout, c.get(&path_and_query))
             .await
-            .unwrap_or(Err(ClientError::Timeout(shared.poll.timeout))),
+            .unwrap_or(Err(ClientError::Timeout(timeout))),
         Err(e) => Err(e),
     };
     match result {
-        Ok(a) => answer(
-            StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY),
-            if a.content_type.is_empty() {
+        Ok(a) => {
+            let ct = if a.content_type.is_empty() {
                 "text/plain"
             } else {
                 &a.content_type
-            },
-            a.body,
-        ),
+            };
+            let code = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            answer(code, ct, a.body)
+        }
         Err(e @ ClientError::Timeout(_)) => {
             text(StatusCode::GATEWAY_TIMEOUT, format!("{name}: {e}"))
         }

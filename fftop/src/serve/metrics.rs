@@ -18,64 +18,86 @@ pub struct Source<'a> {
     pub text: Option<&'a str>,
 }
 
-/// One metric family as it is gathered.
+/// One metric family as it is gathered, borrowing from the targets' texts.
 #[derive(Debug, Default)]
-struct Family {
+struct Family<'a> {
     /// Its `# HELP` line (the first one seen).
-    help: Option<String>,
+    help: Option<&'a str>,
     /// Its `# TYPE` line (the first one seen).
-    kind: Option<String>,
-    /// Its samples, relabelled, from every target.
-    samples: Vec<String>,
+    kind: Option<&'a str>,
+    /// Its samples, relabelled, from every target, one a line.
+    samples: String,
 }
 
-/// The whole answer.
-pub fn render(sources: &[Source<'_>]) -> String {
-    let mut order: Vec<String> = Vec::new();
-    let mut families: HashMap<String, Family> = HashMap::new();
-    for s in sources {
-        let Some(text) = s.text.filter(|_| s.up) else {
-            continue;
-        };
-        let mut current: Option<String> = None;
+/// The families in the order they were first seen.
+#[derive(Debug, Default)]
+struct Families<'a> {
+    /// Family names, first seen first.
+    order: Vec<&'a str>,
+    /// By name.
+    by_name: HashMap<&'a str, Family<'a>>,
+}
+
+impl<'a> Families<'a> {
+    fn get(&mut self, fam: &'a str) -> &mut Family<'a> {
+        if !self.by_name.contains_key(fam) {
+            self.order.push(fam);
+        }
+        self.by_name.entry(fam).or_default()
+    }
+
+    /// One target's text, relabelled with `name` (already escaped).
+    fn add(&mut self, text: &'a str, name: &str) {
+        let mut current: Option<&'a str> = None;
         for line in text.lines() {
             let line = line.trim_end();
-            if let Some(rest) = line
-                .strip_prefix("# HELP ")
-                .or(line.strip_prefix("# TYPE "))
-            {
-                let fam = rest.split_whitespace().next().unwrap_or_default();
-                if fam.is_empty() {
+            let help = line.strip_prefix("# HELP ");
+            if let Some(rest) = help.or(line.strip_prefix("# TYPE ")) {
+                let Some(fam) = rest.split_whitespace().next() else {
                     continue;
-                }
-                let key = fam.to_string();
-                let f = family(&mut families, &mut order, &key);
-                let slot = if line.starts_with("# HELP ") {
+                };
+                let f = self.get(fam);
+                let slot = if help.is_some() {
                     &mut f.help
                 } else {
                     &mut f.kind
                 };
-                slot.get_or_insert_with(|| line.to_string());
-                current = Some(key);
+                slot.get_or_insert(line);
+                current = Some(fam);
                 continue;
             }
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let Some((metric, sample)) = relabel(line, s.name) else {
+            let Some(end) = line.find(['{', ' ', '\t']).filter(|e| *e > 0) else {
                 continue;
             };
+            let metric = &line[..end];
             // A histogram's `_bucket`/`_sum`/`_count` belong to the family above them.
-            let fam = match &current {
-                Some(c) if metric.starts_with(c.as_str()) => c.clone(),
-                _ => metric,
-            };
-            family(&mut families, &mut order, &fam).samples.push(sample);
+            let fam = current.filter(|c| metric.starts_with(c)).unwrap_or(metric);
+            let f = self.get(fam);
+            let before = f.samples.len();
+            if relabel_into(line, end, name, &mut f.samples).is_none() {
+                f.samples.truncate(before);
+            }
         }
     }
-    let mut out = String::new();
-    for fam in &order {
-        let Some(f) = families.get(fam) else { continue };
+}
+
+/// The whole answer.
+pub fn render(sources: &[Source<'_>]) -> String {
+    let mut fams = Families::default();
+    for s in sources {
+        if let Some(text) = s.text.filter(|_| s.up) {
+            fams.add(text, &escape(s.name));
+        }
+    }
+    let size: usize = fams.by_name.values().map(|f| f.samples.len()).sum();
+    let mut out = String::with_capacity(size + 64 * fams.order.len() + 64 * sources.len());
+    for fam in &fams.order {
+        let Some(f) = fams.by_name.get(fam) else {
+            continue;
+        };
         if f.samples.is_empty() {
             continue;
         }
@@ -83,33 +105,16 @@ pub fn render(sources: &[Source<'_>]) -> String {
             out.push_str(l);
             out.push('\n');
         }
-        for l in &f.samples {
-            out.push_str(l);
-            out.push('\n');
-        }
+        out.push_str(&f.samples);
     }
     out.push_str("# HELP ffwrapper_target_up 1 when the target answered its last poll, else 0\n");
     out.push_str("# TYPE ffwrapper_target_up gauge\n");
     for s in sources {
-        out.push_str(&format!(
-            "ffwrapper_target_up{{name=\"{}\"}} {}\n",
-            escape(s.name),
-            u8::from(s.up)
-        ));
+        out.push_str("ffwrapper_target_up{name=\"");
+        out.push_str(&escape(s.name));
+        out.push_str(if s.up { "\"} 1\n" } else { "\"} 0\n" });
     }
     out
-}
-
-/// The family `fam`, made (and put in order) when new.
-fn family<'m>(
-    families: &'m mut HashMap<String, Family>,
-    order: &mut Vec<String>,
-    fam: &str,
-) -> &'m mut Family {
-    if !families.contains_key(fam) {
-        order.push(fam.to_string());
-    }
-    families.entry(fam.to_string()).or_default()
 }
 
 /// A label value escaped for the text format.
@@ -122,27 +127,36 @@ pub fn escape(v: &str) -> String {
 /// One sample line with `name="…"` first and any `name` label of its own dropped; returns the
 /// metric name too. `None` for a line that does not parse.
 pub fn relabel(line: &str, name: &str) -> Option<(String, String)> {
-    let end = line.find(['{', ' ', '\t'])?;
+    let end = line.find(['{', ' ', '\t']).filter(|e| *e > 0)?;
+    let mut out = String::new();
+    relabel_into(line, end, &escape(name), &mut out)?;
+    Some((line[..end].to_string(), out.trim_end().to_string()))
+}
+
+/// Appends the relabelled sample (and a newline) to `out`; `end` is where the metric name ends,
+/// `name` is escaped already. `None` (with `out` partly written) when the line does not parse.
+fn relabel_into(line: &str, end: usize, name: &str, out: &mut String) -> Option<()> {
     let metric = &line[..end];
-    if metric.is_empty() {
-        return None;
-    }
     let (labels, rest) = if line[end..].starts_with('{') {
         let close = closing_brace(&line[end..])? + end;
-        (split_labels(&line[end + 1..close])?, &line[close + 1..])
+        (&line[end + 1..close], &line[close + 1..])
     } else {
-        (Vec::new(), &line[end..])
+        ("", &line[end..])
     };
-    let mut parts = vec![format!("name=\"{}\"", escape(name))];
-    parts.extend(
-        labels
-            .into_iter()
-            .filter(|l| l.split('=').next().map(str::trim) != Some("name")),
-    );
-    Some((
-        metric.to_string(),
-        format!("{metric}{{{}}} {}", parts.join(","), rest.trim()),
-    ))
+    out.push_str(metric);
+    out.push_str("{name=\"");
+    out.push_str(name);
+    out.push('"');
+    for label in split_labels(labels)? {
+        if label.split('=').next().map(str::trim) != Some("name") {
+            out.push(',');
+            out.push_str(label);
+        }
+    }
+    out.push_str("} ");
+    out.push_str(rest.trim());
+    out.push('\n');
+    Some(())
 }
 
 /// The position of the `}` that closes the label set starting at `s[0] == '{'`.
@@ -161,33 +175,34 @@ fn closing_brace(s: &str) -> Option<usize> {
     None
 }
 
-/// `a="x",b="y, z"` into its `key="value"` parts (commas inside quotes kept).
-fn split_labels(s: &str) -> Option<Vec<String>> {
+/// `a="x",b="y, z"` into its `key="value"` parts (commas inside quotes kept); `None` when a
+/// quote is left open.
+fn split_labels(s: &str) -> Option<Vec<&str>> {
     let mut out = Vec::new();
-    let mut cur = String::new();
+    let mut start = 0;
     let mut in_quotes = false;
     let mut escaped = false;
-    for c in s.chars() {
+    for (i, c) in s.char_indices() {
         match c {
             _ if escaped => escaped = false,
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
             ',' if !in_quotes => {
-                if !cur.trim().is_empty() {
-                    out.push(cur.trim().to_string());
+                let part = s[start..i].trim();
+                if !part.is_empty() {
+                    out.push(part);
                 }
-                cur.clear();
-                continue;
+                start = i + 1;
             }
             _ => {}
         }
-        cur.push(c);
     }
     if in_quotes {
         return None;
     }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
+    let part = s[start..].trim();
+    if !part.is_empty() {
+        out.push(part);
     }
     Some(out)
 }

@@ -15,7 +15,7 @@
 //!
 //! [`http`] holds the server and the routes, [`metrics`] the relabelling.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -103,22 +103,28 @@ async fn apply_events(
     // Nobody opens a detail view here: no poller fetches log lines.
     let (_detail_tx, detail_rx) = watch::channel::<Option<Target>>(None);
     let mut pollers: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
+    let mut synced_gen: Option<u64> = None;
     loop {
-        let targets: Vec<Target> = {
+        let targets: Option<BTreeSet<Target>> = {
             let app = shared.app.lock().unwrap_or_else(|e| e.into_inner());
-            app.targets.keys().cloned().collect()
+            (synced_gen != Some(app.targets_gen)).then(|| {
+                synced_gen = Some(app.targets_gen);
+                app.targets.keys().cloned().collect()
+            })
         };
-        pollers.retain(|t, h| {
-            let keep = targets.contains(t);
-            if !keep {
-                h.abort();
-            }
-            keep
-        });
-        for t in targets {
-            pollers.entry(t.clone()).or_insert_with(|| {
-                tokio::spawn(poll::run(t, cfg.clone(), tx.clone(), detail_rx.clone()))
+        if let Some(targets) = targets {
+            pollers.retain(|t, h| {
+                let keep = targets.contains(t);
+                if !keep {
+                    h.abort();
+                }
+                keep
             });
+            for t in targets {
+                pollers.entry(t.clone()).or_insert_with(|| {
+                    tokio::spawn(poll::run(t, cfg.clone(), tx.clone(), detail_rx.clone()))
+                });
+            }
         }
         let Some(ev) = rx.recv().await else { break };
         let mut app = shared.app.lock().unwrap_or_else(|e| e.into_inner());

@@ -35,6 +35,7 @@ mod reaction;
 mod report;
 mod restarts;
 mod rings_api;
+mod serve;
 mod startup;
 mod throughput;
 mod util;
@@ -53,6 +54,7 @@ use crate::reaction::m7_reaction;
 use crate::report::{fmt_row_plain, machine, write_markdown, Report};
 use crate::restarts::m12_restarts;
 use crate::rings_api::m3_m6_rings_and_api;
+use crate::serve::m15_serve;
 use crate::startup::m5_startup;
 use crate::throughput::m4_throughput;
 
@@ -220,6 +222,7 @@ fn main() {
         (10, "vs the Python tool"),
         (11, "hung input -> exit"),
         (12, "restarts"),
+        (15, "fftop --serve"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -242,6 +245,7 @@ fn main() {
             10 => m10_python(&c, &mut rep, &args.python_peer),
             11 => m11_grace(&c, &mut rep),
             12 => m12_restarts(&c, &mut rep),
+            15 => m15_serve(&c, &mut rep),
             _ => {}
         }
     }
