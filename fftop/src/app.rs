@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use shared::api::{Health, RunRecord, Status};
+use shared::api::{Health, RunRecord, State, Status};
 use shared::client::Target;
 
 use crate::event::{Event, PollResult};
@@ -227,6 +227,31 @@ impl TargetState {
     }
 }
 
+/// A status that answers `exited` (a wrapperd in its last moment, or an exited encode behind
+/// an aggregator, whose `/t/<name>/status` comes from its files) is an exited row like one read
+/// from the files: when it ended comes from its last run, else stays as first seen.
+fn exited_if_it_says_so(t: &TargetState, result: PollResult) -> PollResult {
+    match result {
+        PollResult::Up(sample) if sample.status.state == State::Exited => {
+            let last_run = sample.status.last_run.clone();
+            let ended_ms = last_run
+                .as_ref()
+                .and_then(|r| crate::exited::parse_rfc3339_ms(&r.end))
+                .or(match t.conn {
+                    Conn::Exited { ended_ms } => Some(ended_ms),
+                    _ => None,
+                })
+                .unwrap_or(sample.at_ms);
+            PollResult::Exited(Box::new(crate::exited::ExitedAnswer {
+                status: sample.status,
+                last_run,
+                ended_ms,
+            }))
+        }
+        other => other,
+    }
+}
+
 /// The whole state of fftop.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -428,6 +453,7 @@ impl App {
         let Some(t) = self.targets.get_mut(&target) else {
             return; // removed while its poll was in flight
         };
+        let result = exited_if_it_says_so(t, result);
         match result {
             PollResult::Up(sample) => {
                 let sample = *sample;

@@ -396,3 +396,44 @@ fn x_is_a_key_only_outside_the_filter() {
     key(&mut app, KeyCode::Char('x'));
     assert!(app.hide_exited);
 }
+
+#[test]
+fn a_status_that_says_exited_is_an_exited_row() {
+    let t = target("cam1-ok");
+    let mut app = App::new(
+        vec![t.clone()],
+        std::time::Duration::from_secs(1),
+        false,
+        NOW,
+    );
+    let mut st = status(Health::Exited, None, None);
+    st.last_run = Some(crate::testutil::run_record(4, "gone"));
+    app.update(up(&t, st.clone(), vec![]));
+    let s = app.targets.get(&t).unwrap();
+    let end = crate::exited::parse_rfc3339_ms("2026-11-23T23:59:30.000Z").unwrap();
+    assert_eq!(s.conn, Conn::Exited { ended_ms: end });
+    assert_eq!(s.last_run.as_ref().unwrap().run, 4);
+    // Without a run record, when it was first seen exited stays.
+    st.last_run = None;
+    let t2 = target("cam2");
+    app.explicit.insert(t2.clone());
+    app.sync_sources();
+    app.update(up(&t2, st.clone(), vec![]));
+    let first = app.targets.get(&t2).unwrap().conn.clone();
+    assert_eq!(
+        first,
+        Conn::Exited {
+            ended_ms: NOW - 500
+        }
+    );
+    app.update(Event::Poll {
+        target: t2.clone(),
+        result: crate::event::PollResult::Up(Box::new(crate::event::PollAnswer {
+            status: st,
+            points: vec![],
+            logs: None,
+            at_ms: NOW + 5_000,
+        })),
+    });
+    assert_eq!(app.targets.get(&t2).unwrap().conn, first);
+}

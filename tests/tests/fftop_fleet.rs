@@ -368,10 +368,22 @@ fn two_aggregators_watched_by_one_fftop() {
     let (a, b) = (Fleet::new(), Fleet::new());
     let wds = [a.wd("a1"), a.wd("a2"), b.wd("b1")];
     let _ds: Vec<Daemon> = wds.iter().map(live).collect();
+    let _ = manager_stopped(&b.wd("b9-gone"));
     let sa = Serve::start(&["--scan", a.dir().to_str().unwrap()], None);
     let sb = Serve::start(&["--scan", b.dir().to_str().unwrap()], None);
     let (ha, hb) = (sa.addr.to_string(), sb.addr.to_string());
-    let want: Vec<String> = vec![format!("{ha}/a1"), format!("{ha}/a2"), format!("{hb}/b1")];
+    let want: Vec<String> = vec![
+        format!("{ha}/a1"),
+        format!("{ha}/a2"),
+        format!("{hb}/b1"),
+        format!("{hb}/b9-gone"),
+    ];
+    let health = |arr: &[Value], name: &str| {
+        arr.iter()
+            .find(|o| o["name"] == name)
+            .map(|o| o["health"].clone())
+            .unwrap_or_default()
+    };
     let mut last = String::new();
     let ok = wait_until(Duration::from_secs(20), || {
         let (code, out) = fftop(&["--once", "--json", &ha, &hb]);
@@ -381,32 +393,71 @@ fn two_aggregators_watched_by_one_fftop() {
             .map(|o| o["name"].as_str().unwrap_or_default().to_string())
             .collect();
         names.sort();
+        let mut sorted = want.clone();
+        sorted.sort();
         last = out;
-        code == 0 && names == want && arr.iter().all(|o| o["health"] == "warming_up")
+        code == 1
+            && names == sorted
+            && want[..3].iter().all(|n| health(&arr, n) == "warming_up")
+            && health(&arr, &want[3]) == "exited"
     });
-    assert!(
-        ok,
-        "every encode of both, named host/encode, all good:\n{last}"
-    );
+    assert!(ok, "every encode of both, named host/encode:\n{last}");
     let arr = json_array(&last);
     let a1 = arr.iter().find(|o| o["name"] == want[0]).unwrap();
     assert_eq!(a1["workdir"], wds[0].path.to_str().unwrap());
     assert_eq!(a1["target"], format!("http://{ha}/t/a1"));
+    let gone = arr.iter().find(|o| o["name"] == want[3]).unwrap();
+    let reason = gone["exit"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("stopped by the manager"), "{gone}");
+    assert!(gone["last_run"]["run"].as_u64().is_some(), "{gone}");
 
     // The plain table too; and a targets file naming both does the same.
     let (code, out) = fftop(&["--once", &ha, &hb]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "{out}");
     for n in &want {
         assert!(
             out.lines().any(|l| l.starts_with(n.as_str())),
             "{n}:\n{out}"
         );
     }
+    let gone_row = out.lines().find(|l| l.starts_with(&want[3])).unwrap();
+    assert!(
+        gone_row.contains("exited") && gone_row.contains("stopped by the"),
+        "{out}"
+    );
     let file: PathBuf = a.dir().join("targets.txt");
     std::fs::write(&file, format!("# two hosts\n{ha}\n{hb}  # the second\n")).unwrap();
     let (code, out) = fftop(&["--once", "--json", "--targets-file", file.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(json_array(&out).len(), 3, "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(json_array(&out).len(), 4, "{out}");
+}
+
+#[test]
+fn under_tmux_encodes_behind_an_aggregator_are_rows_with_a_detail() {
+    if !have_tmux() {
+        eprintln!("skipped: no tmux");
+        return;
+    }
+    let fleet = Fleet::new();
+    let wd = fleet.wd("r1");
+    let _d = live(&wd);
+    let serve = Serve::start(&["--scan", fleet.dir().to_str().unwrap()], None);
+    let cmd = format!(
+        "TERM=xterm-256color '{}' --interval 0.5 {}; exec sleep 600",
+        bin("fftop").display(),
+        serve.addr
+    );
+    let tmux = Tmux::start(120, 30, &cmd);
+    let name = format!("{}/r1", serve.addr);
+    tmux.wait_screen(Duration::from_secs(15), "the remote row", |s| {
+        s.lines()
+            .any(|l| l.contains(&name) && l.contains("warming_up"))
+    });
+    // Its detail, with the output lines, through the aggregator's /t/r1/….
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen(Duration::from_secs(10), "the remote detail", |s| {
+        s.contains(&format!(" {name} ")) && s.contains("newest output") && s.contains("frame=")
+    });
 }
 
 /// A private tmux server with one session `S` running a command; killed on drop.
