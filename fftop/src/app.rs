@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use shared::api::{Health, RunRecord, State, Status};
+use shared::api::{Health, RunRecord, Status};
 use shared::client::Target;
 
 use crate::event::{Event, PollResult};
@@ -24,7 +24,8 @@ pub const HISTORY_SECONDS: u64 = 300;
 pub enum SortKey {
     /// By name, A to Z.
     Name,
-    /// Worst first: down, failing, stalled, exited, stopping, connecting, warming up, ok.
+    /// Worst first: down and unauthorized, failing, stalled, exited, stopping, connecting,
+    /// warming up, ok (exited encodes whose API is gone after every live row, as always).
     Health,
     /// Lowest current fps first (where trouble shows), unknown last.
     Fps,
@@ -224,31 +225,6 @@ impl TargetState {
             }),
             _ => self.live().and_then(|s| s.reason.clone()),
         }
-    }
-}
-
-/// A status that answers `exited` (a wrapperd in its last moment, or an exited encode behind
-/// an aggregator, whose `/t/<name>/status` comes from its files) is an exited row like one read
-/// from the files: when it ended comes from its last run, else stays as first seen.
-fn exited_if_it_says_so(t: &TargetState, result: PollResult) -> PollResult {
-    match result {
-        PollResult::Up(sample) if sample.status.state == State::Exited => {
-            let last_run = sample.status.last_run.clone();
-            let ended_ms = last_run
-                .as_ref()
-                .and_then(|r| crate::exited::parse_rfc3339_ms(&r.end))
-                .or(match t.conn {
-                    Conn::Exited { ended_ms } => Some(ended_ms),
-                    _ => None,
-                })
-                .unwrap_or(sample.at_ms);
-            PollResult::Exited(Box::new(crate::exited::ExitedAnswer {
-                status: sample.status,
-                last_run,
-                ended_ms,
-            }))
-        }
-        other => other,
     }
 }
 
@@ -453,7 +429,7 @@ impl App {
         let Some(t) = self.targets.get_mut(&target) else {
             return; // removed while its poll was in flight
         };
-        let result = exited_if_it_says_so(t, result);
+        let result = crate::exited::if_it_says_so(&t.conn, result);
         match result {
             PollResult::Up(sample) => {
                 let sample = *sample;

@@ -5,11 +5,16 @@
 //! Only files are read here, never the API (there is nobody to ask). A killed wrapperd leaves
 //! a status.json that does not say `exited`; that target stays `down`. `runs.jsonl` can hold a
 //! thousand runs, so only its tail is read, and only its newest complete line is decoded.
+//! [`if_it_says_so`] turns an answer whose state is `exited` (an exited encode behind an
+//! aggregator) into the same kind of row.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use shared::api::{RunRecord, State, Status};
+
+use crate::app::Conn;
+use crate::event::PollResult;
 
 /// How much of the end of `runs.jsonl` is read to find its newest line.
 const RUNS_TAIL_BYTES: u64 = 256 * 1024;
@@ -100,6 +105,31 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_millis())
+}
+
+/// A status that answers `exited` (a wrapperd in its last moment, or an exited encode behind
+/// an aggregator, whose `/t/<name>/status` comes from its files) is an exited row like one read
+/// from the files: when it ended comes from its last run, else stays as first seen.
+pub(crate) fn if_it_says_so(conn: &Conn, result: PollResult) -> PollResult {
+    match result {
+        PollResult::Up(sample) if sample.status.state == State::Exited => {
+            let last_run = sample.status.last_run.clone();
+            let ended_ms = last_run
+                .as_ref()
+                .and_then(|r| parse_rfc3339_ms(&r.end))
+                .or(match conn {
+                    Conn::Exited { ended_ms } => Some(*ended_ms),
+                    _ => None,
+                })
+                .unwrap_or(sample.at_ms);
+            PollResult::Exited(Box::new(ExitedAnswer {
+                status: sample.status,
+                last_run,
+                ended_ms,
+            }))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
