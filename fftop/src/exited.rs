@@ -100,6 +100,23 @@ pub fn newest_run(tail: &str) -> Option<RunRecord> {
         .find_map(|l| serde_json::from_str(l).ok())
 }
 
+/// The newest `count` records of `runs.jsonl` (`0`: all), oldest first, as `GET /runs` gives
+/// them (for an exited encode behind an aggregator); damaged lines are skipped.
+pub fn read_runs(dir: &Path, count: usize) -> Option<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(dir.join("status/runs.jsonl")).ok()?;
+    let runs: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(serde_json::Value::is_object)
+        .collect();
+    let skip = if count == 0 {
+        0
+    } else {
+        runs.len().saturating_sub(count)
+    };
+    Some(runs.into_iter().skip(skip).collect())
+}
+
 /// RFC 3339 to Unix milliseconds.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -184,6 +201,10 @@ mod tests {
         assert_eq!(run.run, 2);
         assert_eq!(got.ended_ms, parse_rfc3339_ms(&run.end).unwrap());
         assert_eq!(workdir_of(&dir.join("api.sock")), Some(dir.clone()));
+        let runs = read_runs(&dir, 1).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0]["run"], 2);
+        assert_eq!(read_runs(&dir, 0).unwrap().len(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -410,6 +410,22 @@ fn two_aggregators_watched_by_one_fftop() {
     let reason = gone["exit"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("stopped by the manager"), "{gone}");
     assert!(gone["last_run"]["run"].as_u64().is_some(), "{gone}");
+    // Its aggregator serves what its files say: status and runs.
+    let (code, body) = sb.get("/t/b9-gone/status");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["state"],
+        "exited"
+    );
+    let (code, body) = sb.get("/t/b9-gone/runs?count=5");
+    assert_eq!(code, 200, "{body}");
+    let runs = json_array(&body);
+    assert_eq!(runs.len(), 1, "{body}");
+    assert!(
+        runs[0]["reason"].as_str().unwrap().contains("stalled"),
+        "{body}"
+    );
+    assert_eq!(sb.get("/t/b9-gone/last_stdout").0, 503);
 
     // The plain table too; and a targets file naming both does the same.
     let (code, out) = fftop(&["--once", &ha, &hb]);

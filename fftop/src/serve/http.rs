@@ -184,6 +184,50 @@ fn client_for(shared: &Shared, target: &Target) -> Result<Client, ClientError> {
     Ok(c)
 }
 
+/// An exited target's API is gone; what its files say is all there is: `status` (status.json
+/// as `/targets` has it) and `runs` (from runs.jsonl, `count` as wrapperd takes it).
+async fn from_files(
+    target: &Target,
+    name: &str,
+    sub: &str,
+    query: Option<&str>,
+    status: Value,
+) -> Response<String> {
+    match sub {
+        "/status" => answer(StatusCode::OK, "application/json", status.to_string()),
+        "/runs" => {
+            let count = query
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("count="))
+                .map_or(Ok(20), str::parse::<usize>);
+            let Ok(count) = count else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "count must be a non-negative integer",
+                );
+            };
+            let dir = match target {
+                Target::Unix(sock) => crate::exited::workdir_of(sock),
+                Target::Tcp(_) => None,
+            };
+            let runs = match dir {
+                Some(d) => tokio::task::spawn_blocking(move || crate::exited::read_runs(&d, count))
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            };
+            let runs = Value::Array(runs.unwrap_or_default());
+            answer(StatusCode::OK, "application/json", runs.to_string())
+        }
+        _ => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{name} has exited; only its status and runs are served, from its files"),
+        ),
+    }
+}
+
 /// `GET /t/<name>/<path>`: that target asked for the remaining path (and query), its answer
 /// passed back as it is; `502` when it cannot be reached, `504` after the timeout.
 async fn pass_through(shared: &Shared, rest: &str, query: Option<&str>) -> Response<String> {
@@ -195,15 +239,7 @@ async fn pass_through(shared: &Shared, rest: &str, query: Option<&str>) -> Respo
     };
     let sub = &rest[name.len()..];
     if let Some(json) = exited_json {
-        // Its API is gone; what its files said is all there is.
-        return if sub == "/status" {
-            answer(StatusCode::OK, "application/json", json.to_string())
-        } else {
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{name} has exited; only /t/{name}/status is served from its files"),
-            )
-        };
+        return from_files(&target, &name, sub, query, json).await;
     }
     let path_and_query = match query {
         Some(q) => format!("{sub}?{q}"),

@@ -113,6 +113,11 @@ async fn apply_events(
             })
         };
         if let Some(targets) = targets {
+            shared
+                .clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|t, _| targets.contains(t));
             pollers.retain(|t, h| {
                 let keep = targets.contains(t);
                 if !keep {
