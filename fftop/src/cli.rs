@@ -17,8 +17,9 @@ pub struct Cli {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
-    /// Watch every directory directly under DIR that holds an api.sock (repeatable); targets
-    /// appear and disappear as encodes start and end.
+    /// Watch every directory directly under DIR that holds an api.sock, or the files of an
+    /// exited encode (repeatable); targets appear as encodes start and go with their
+    /// directories.
     #[arg(long, value_name = "DIR")]
     pub scan: Vec<PathBuf>,
 
@@ -26,7 +27,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval)]
     pub interval: Duration,
 
-    /// Bearer token for TCP targets.
+    /// Bearer token for TCP targets; with --serve, also the one its clients must send.
     #[arg(long, value_name = "TOKEN", env = "API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
