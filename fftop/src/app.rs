@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use shared::api::{Health, Status};
+use shared::api::{Health, RunRecord, Status};
 use shared::client::Target;
 
 use crate::event::{Event, PollResult};
@@ -24,8 +24,9 @@ pub const HISTORY_SECONDS: u64 = 300;
 pub enum SortKey {
     /// By name, A to Z.
     Name,
-    /// Worst first: down, failing, stalled, exited, stopping and restarting, connecting,
-    /// warming up, ok.
+    /// Worst first: down and unauthorized, failing, stalled, exited, stopping and restarting,
+    /// connecting, warming up, ok (exited encodes whose API is gone after every live row, as
+    /// always).
     Health,
     /// Lowest current fps first (where trouble shows), unknown last.
     Fps,
@@ -77,12 +78,24 @@ pub enum Conn {
         error: String,
         since_ms: i64,
     },
+    /// It answered `401` (token missing or wrong); `since_ms` as for `Down`.
+    Unauthorized {
+        /// The answer's text.
+        error: String,
+        /// When it first answered so.
+        since_ms: i64,
+    },
+    /// No API, but its work directory says it exited (SPEC §13); the status is status.json's.
+    Exited {
+        /// When it ended, Unix milliseconds.
+        ended_ms: i64,
+    },
 }
 
 /// Why the loop should end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Quit {
-    /// `q`, `Esc` or `Ctrl-C`.
+    /// `q` or `Ctrl-C`.
     User,
     /// The terminal went away.
     TerminalGone(String),
@@ -103,6 +116,14 @@ pub struct TargetState {
     pub logs: Vec<(String, String)>,
     /// The newest events (SPEC §11), for the detail view's timeline.
     pub events: Vec<shared::events::Event>,
+    /// The newest ended run, for an exited target (from `status/runs.jsonl`).
+    pub last_run: Option<RunRecord>,
+    /// Its `/metrics` text as last fetched (`--serve` only).
+    pub metrics: Option<String>,
+    /// It is an aggregator: its encodes are rows of their own, it is not one.
+    pub aggregator: bool,
+    /// The aggregator this encode was found behind.
+    pub parent: Option<Target>,
 }
 
 impl TargetState {
@@ -116,6 +137,10 @@ impl TargetState {
             history: History::new(HISTORY_SECONDS as i64 * 1000),
             logs: Vec::new(),
             events: Vec::new(),
+            last_run: None,
+            metrics: None,
+            aggregator: false,
+            parent: None,
         }
     }
 
@@ -127,10 +152,13 @@ impl TargetState {
         }
     }
 
-    /// The health as one word: the API's word, or `down` / `connecting`.
+    /// The health as one word: the API's word, or `down` / `unauthorized` / `exited` /
+    /// `connecting`.
     pub fn health_word(&self) -> &'static str {
         match (&self.conn, self.live()) {
             (Conn::Down { .. }, _) => "down",
+            (Conn::Unauthorized { .. }, _) => "unauthorized",
+            (Conn::Exited { .. }, _) => "exited",
             (_, Some(s)) => s.health.as_str(),
             _ => "connecting",
         }
@@ -144,7 +172,8 @@ impl TargetState {
     /// 0 is worst; the order of the health sort.
     pub fn badness_rank(&self) -> u8 {
         match (&self.conn, self.live().map(|s| s.health)) {
-            (Conn::Down { .. }, _) => 0,
+            (Conn::Down { .. } | Conn::Unauthorized { .. }, _) => 0,
+            (Conn::Exited { .. }, _) => 3,
             (_, Some(Health::Failing)) => 1,
             (_, Some(Health::Stalled)) => 2,
             (_, Some(Health::Exited)) => 3,
@@ -152,6 +181,17 @@ impl TargetState {
             (_, None) => 5,
             (_, Some(Health::WarmingUp)) => 6,
             (_, Some(Health::Ok)) => 7,
+        }
+    }
+
+    /// When the current failure began: kept while it goes on; a new one starts a graph gap.
+    fn failing_since(&mut self, at_ms: i64) -> i64 {
+        match &self.conn {
+            Conn::Down { since_ms, .. } | Conn::Unauthorized { since_ms, .. } => *since_ms,
+            _ => {
+                self.history.mark_gap();
+                at_ms
+            }
         }
     }
 
@@ -171,10 +211,22 @@ impl TargetState {
             .or_else(|| s.progress.as_ref().and_then(|p| p.speed))
     }
 
+    /// An exited encode: its files say so, or it still answers with health `exited`. Such rows
+    /// sort after the live ones and `x` hides them.
+    pub fn is_exited(&self) -> bool {
+        self.health_word() == "exited"
+    }
+
     /// Why it is not fine: the status's reason, or the connection error.
     pub fn problem(&self) -> Option<String> {
         match &self.conn {
-            Conn::Down { error, .. } => Some(error.clone()),
+            Conn::Down { error, .. } | Conn::Unauthorized { error, .. } => Some(error.clone()),
+            Conn::Exited { .. } => self.status.as_ref().and_then(|s| {
+                s.exit
+                    .as_ref()
+                    .map(|e| e.reason.clone())
+                    .or_else(|| s.reason.clone())
+            }),
             _ => self.live().and_then(|s| s.reason.clone()),
         }
     }
@@ -223,6 +275,14 @@ pub struct App {
     pub now_ms: i64,
     /// Draw with colours (off with `NO_COLOR`, `--no-color`, `TERM=dumb`).
     pub color: bool,
+    /// `x`: exited rows are hidden.
+    pub hide_exited: bool,
+    /// The targets `--scan` found last.
+    pub scanned: BTreeSet<Target>,
+    /// The targets `--targets-file` lists.
+    pub filed: BTreeSet<Target>,
+    /// Counts changes of the target set, so the loops restart pollers only when it changed.
+    pub targets_gen: u64,
 }
 
 impl App {
@@ -242,6 +302,10 @@ impl App {
             interval,
             now_ms,
             color,
+            hide_exited: false,
+            scanned: BTreeSet::new(),
+            filed: BTreeSet::new(),
+            targets_gen: 0,
         };
         for t in explicit {
             app.targets
@@ -258,6 +322,8 @@ impl App {
         let mut rows: Vec<&TargetState> = self
             .targets
             .values()
+            .filter(|t| !t.aggregator)
+            .filter(|t| !(self.hide_exited && t.is_exited()))
             .filter(|t| {
                 needle.is_empty()
                     || t.name.to_lowercase().contains(&needle)
@@ -280,11 +346,25 @@ impl App {
                     by_num(a.live().map(|s| s.uptime_s), b.live().map(|s| s.uptime_s))
                 }
             };
-            primary
+            // Exited rows after the live ones, whatever the sort.
+            a.is_exited()
+                .cmp(&b.is_exited())
+                .then(primary)
                 .then_with(|| a.name.cmp(&b.name))
                 .then_with(|| a.target.cmp(&b.target))
         });
         rows
+    }
+
+    /// How many exited rows `x` hides right now.
+    pub fn hidden_exited(&self) -> usize {
+        if !self.hide_exited {
+            return 0;
+        }
+        self.targets
+            .values()
+            .filter(|t| !t.aggregator && t.is_exited())
+            .count()
     }
 
     /// The selected row's position among the visible rows.
@@ -307,7 +387,7 @@ impl App {
 
     /// Keeps the selection on a visible target: the same one if it is still shown, else the row
     /// now at `old_index` (or the last row).
-    fn fix_selection(&mut self, old_index: Option<usize>) {
+    pub(crate) fn fix_selection(&mut self, old_index: Option<usize>) {
         let visible: Vec<Target> = self.visible().iter().map(|t| t.target.clone()).collect();
         if self.selected.as_ref().is_some_and(|s| visible.contains(s)) {
             return;
@@ -357,13 +437,24 @@ impl App {
             Event::Poll { target, result } => self.on_poll(target, result),
             Event::Scan(found) => self.on_scan(found),
             Event::TerminalGone(why) => self.quit = Some(Quit::TerminalGone(why)),
+            Event::Remote { parent, children } => self.on_remote(parent, children),
+            Event::TargetsFile(listed) => {
+                self.filed = listed;
+                self.sync_sources();
+            }
+            Event::Metrics { target, text } => {
+                if let Some(t) = self.targets.get_mut(&target) {
+                    t.metrics = text;
+                }
+            }
         }
     }
 
-    fn on_poll(&mut self, target: Target, result: PollResult) {
+    pub(crate) fn on_poll(&mut self, target: Target, result: PollResult) {
         let Some(t) = self.targets.get_mut(&target) else {
             return; // removed while its poll was in flight
         };
+        let result = crate::exited::if_it_says_so(&t.conn, result);
         match result {
             PollResult::Up(sample) => {
                 let sample = *sample;
@@ -371,6 +462,7 @@ impl App {
                     self.dirty = true;
                 }
                 t.conn = Conn::Up;
+                t.last_run = None;
                 t.status = Some(sample.status);
                 t.last_seen_ms = Some(sample.at_ms);
                 if t.history.extend(sample.points) {
@@ -387,44 +479,49 @@ impl App {
                 }
             }
             PollResult::Down { error, at_ms } => {
-                let since_ms = match &t.conn {
-                    Conn::Down { since_ms, .. } => *since_ms,
-                    _ => {
-                        t.history.mark_gap();
-                        at_ms
-                    }
-                };
+                let since_ms = t.failing_since(at_ms);
                 let conn = Conn::Down { error, since_ms };
                 if t.conn != conn {
                     t.conn = conn;
                     self.dirty = true;
                 }
             }
+            PollResult::Unauthorized { error, at_ms } => {
+                let since_ms = t.failing_since(at_ms);
+                let conn = Conn::Unauthorized { error, since_ms };
+                if t.conn != conn {
+                    t.conn = conn;
+                    self.dirty = true;
+                }
+            }
+            PollResult::Exited(ans) => {
+                let ans = *ans;
+                if !matches!(t.conn, Conn::Exited { .. } | Conn::Down { .. }) {
+                    t.history.mark_gap();
+                }
+                let conn = Conn::Exited {
+                    ended_ms: ans.ended_ms,
+                };
+                if t.conn != conn
+                    || t.status.as_ref() != Some(&ans.status)
+                    || t.last_run != ans.last_run
+                {
+                    self.dirty = true;
+                }
+                t.conn = conn;
+                t.status = Some(ans.status);
+                t.last_run = ans.last_run;
+            }
+        }
+        if self.hide_exited {
+            let old_index = self.selected_index();
+            self.fix_selection(old_index);
         }
     }
 
     fn on_scan(&mut self, found: BTreeSet<Target>) {
-        let old_index = self.selected_index();
-        let gone: Vec<Target> = self
-            .targets
-            .keys()
-            .filter(|t| !found.contains(*t) && !self.explicit.contains(*t))
-            .cloned()
-            .collect();
-        for t in &gone {
-            self.targets.remove(t);
-            if self.selected.as_ref() == Some(t) {
-                self.view = View::List;
-            }
-            self.dirty = true;
-        }
-        for t in found {
-            if !self.targets.contains_key(&t) {
-                self.targets.insert(t.clone(), TargetState::new(t));
-                self.dirty = true;
-            }
-        }
-        self.fix_selection(old_index);
+        self.scanned = found;
+        self.sync_sources();
     }
 
     fn on_key(&mut self, key: KeyEvent) {
@@ -468,15 +565,22 @@ impl App {
             return;
         }
         match key.code {
-            KeyCode::Char('q') | KeyCode::Esc => match self.view {
-                View::Detail => self.view = View::List,
-                View::List if key.code == KeyCode::Esc && !self.filter.is_empty() => {
-                    let old_index = self.selected_index();
-                    self.filter.clear();
-                    self.fix_selection(old_index);
-                }
-                View::List => self.quit = Some(Quit::User),
-            },
+            KeyCode::Char('q') | KeyCode::Esc if self.view == View::Detail => {
+                self.view = View::List;
+            }
+            KeyCode::Char('q') => self.quit = Some(Quit::User),
+            // Esc never quits (htop, k9s): it clears the filter, or does nothing.
+            KeyCode::Esc if !self.filter.is_empty() => {
+                let old_index = self.selected_index();
+                self.filter.clear();
+                self.fix_selection(old_index);
+            }
+            KeyCode::Esc => self.dirty = false,
+            KeyCode::Char('x') => {
+                let old_index = self.selected_index();
+                self.hide_exited = !self.hide_exited;
+                self.fix_selection(old_index);
+            }
             KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
             KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
             KeyCode::PageUp => self.move_selection(-10),
@@ -501,7 +605,7 @@ impl App {
     /// How many targets are in each display health, worst first, for the header.
     pub fn summary(&self) -> Vec<(&'static str, usize)> {
         let mut counts: BTreeMap<(u8, &'static str), usize> = BTreeMap::new();
-        for t in self.targets.values() {
+        for t in self.targets.values().filter(|t| !t.aggregator) {
             *counts
                 .entry((t.badness_rank(), t.health_word()))
                 .or_default() += 1;

@@ -8,7 +8,9 @@ use shared::api::Health;
 
 use crate::app::{App, Conn, Quit, SortKey, View};
 use crate::event::Event;
-use crate::testutil::{down, points, sample_app, status, target, up, NOW};
+use crate::testutil::{
+    down, exited, exited_app, points, sample_app, status, target, unauthorized, up, NOW,
+};
 
 fn key(app: &mut App, code: KeyCode) {
     app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
@@ -87,9 +89,12 @@ fn enter_opens_detail_and_q_or_esc_go_back_then_quit() {
     key(&mut app, KeyCode::Char('q'));
     assert_eq!(app.quit, Some(Quit::User));
 
+    // Esc in the list never quits (htop, k9s): only q does.
     let mut app = sample_app(false);
     key(&mut app, KeyCode::Esc);
-    assert_eq!(app.quit, Some(Quit::User));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.quit, None);
+    assert_eq!(app.view, View::List);
     let mut app = sample_app(false);
     ctrl(&mut app, 'c');
     assert_eq!(app.quit, Some(Quit::User));
@@ -126,7 +131,7 @@ fn filter_narrows_rows_and_enter_keeps_esc_clears() {
     assert_eq!(app.filter, "cam3");
     assert_eq!(names(&app), ["cam3-fail"]);
 
-    // Esc in the list first clears a filter, then quits.
+    // Esc in the list clears a filter (and never quits).
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.filter, "");
     assert_eq!(names(&app).len(), 5);
@@ -306,7 +311,7 @@ fn dirty_only_when_something_visible_changes() {
     ));
     assert!(app.dirty);
     app.dirty = false;
-    key(&mut app, KeyCode::Char('x')); // an unbound key
+    key(&mut app, KeyCode::Char('z')); // an unbound key
     assert!(!app.dirty);
     app.update(Event::Resize(100, 30));
     assert!(app.dirty);
@@ -362,4 +367,107 @@ fn the_countdown_to_the_next_run() {
     app.update(up(&t, status(Health::Restarting, None, None), vec![]));
     app.update(down(&t, "gone", NOW));
     assert_eq!(app.targets[&t].next_start_in_s(NOW), None);
+}
+
+#[test]
+fn exited_rows_sort_last_and_x_hides_them() {
+    let mut app = exited_app(false);
+    assert_eq!(
+        names(&app),
+        ["cam1-ok", "cam3-auth", "cam2-gone"],
+        "exited after the live ones, whatever the name"
+    );
+    app.sort = SortKey::Health;
+    assert_eq!(names(&app).last().unwrap(), "cam2-gone");
+    assert_eq!(app.hidden_exited(), 0);
+    // Selected exited row: hiding moves the selection to a shown row.
+    key(&mut app, KeyCode::End);
+    assert_eq!(selected(&app), "cam2-gone");
+    key(&mut app, KeyCode::Char('x'));
+    assert!(app.hide_exited);
+    assert_eq!(names(&app).len(), 2);
+    assert_eq!(app.hidden_exited(), 1);
+    assert_ne!(selected(&app), "cam2-gone");
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(names(&app).len(), 3);
+    assert_eq!(app.hidden_exited(), 0);
+    // The health words and why.
+    let gone = app.targets.get(&target("cam2-gone")).unwrap();
+    assert_eq!(gone.health_word(), "exited");
+    assert!(!gone.is_good());
+    assert!(gone.problem().unwrap().contains("stopped by the manager"));
+    let auth = app.targets.get(&target("cam3-auth")).unwrap();
+    assert_eq!(auth.health_word(), "unauthorized");
+    assert!(matches!(auth.conn, Conn::Unauthorized { .. }));
+}
+
+#[test]
+fn an_exited_target_that_starts_again_is_live_again() {
+    let mut app = exited_app(false);
+    let t = target("cam2-gone");
+    app.update(up(&t, status(Health::WarmingUp, None, None), vec![]));
+    let st = app.targets.get(&t).unwrap();
+    assert_eq!(st.health_word(), "warming_up");
+    assert!(st.last_run.is_none());
+    // ...and exits again, then is killed: an exited row stays exited until its files change.
+    app.update(exited(&t, NOW - 1000));
+    assert_eq!(app.targets.get(&t).unwrap().health_word(), "exited");
+    app.update(down(&t, "cannot connect: refused", NOW));
+    assert_eq!(app.targets.get(&t).unwrap().health_word(), "down");
+    app.update(unauthorized(&t));
+    assert_eq!(app.targets.get(&t).unwrap().health_word(), "unauthorized");
+}
+
+#[test]
+fn x_is_a_key_only_outside_the_filter() {
+    let mut app = exited_app(false);
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "x");
+    assert!(!app.hide_exited);
+    assert_eq!(app.filter, "x");
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('x'));
+    assert!(app.hide_exited);
+}
+
+#[test]
+fn a_status_that_says_exited_is_an_exited_row() {
+    let t = target("cam1-ok");
+    let mut app = App::new(
+        vec![t.clone()],
+        std::time::Duration::from_secs(1),
+        false,
+        NOW,
+    );
+    let mut st = status(Health::Exited, None, None);
+    st.last_run = Some(crate::testutil::run_record(4, "gone"));
+    app.update(up(&t, st.clone(), vec![]));
+    let s = app.targets.get(&t).unwrap();
+    let end = crate::exited::parse_rfc3339_ms("2026-11-23T23:59:30.000Z").unwrap();
+    assert_eq!(s.conn, Conn::Exited { ended_ms: end });
+    assert_eq!(s.last_run.as_ref().unwrap().run, 4);
+    // Without a run record, when it was first seen exited stays.
+    st.last_run = None;
+    let t2 = target("cam2");
+    app.explicit.insert(t2.clone());
+    app.sync_sources();
+    app.update(up(&t2, st.clone(), vec![]));
+    let first = app.targets.get(&t2).unwrap().conn.clone();
+    assert_eq!(
+        first,
+        Conn::Exited {
+            ended_ms: NOW - 500
+        }
+    );
+    app.update(Event::Poll {
+        target: t2.clone(),
+        result: crate::event::PollResult::Up(Box::new(crate::event::PollAnswer {
+            events: Vec::new(),
+            status: st,
+            points: vec![],
+            logs: None,
+            at_ms: NOW + 5_000,
+        })),
+    });
+    assert_eq!(app.targets.get(&t2).unwrap().conn, first);
 }

@@ -17,8 +17,9 @@ pub struct Cli {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
-    /// Watch every directory directly under DIR that holds an api.sock (repeatable); targets
-    /// appear and disappear as encodes start and end.
+    /// Watch every directory directly under DIR that holds an api.sock, or the files of an
+    /// exited encode (repeatable); targets appear as encodes start and go with their
+    /// directories.
     #[arg(long, value_name = "DIR")]
     pub scan: Vec<PathBuf>,
 
@@ -26,7 +27,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval)]
     pub interval: Duration,
 
-    /// Bearer token for TCP targets.
+    /// Bearer token for TCP targets; with --serve, also the one its clients must send.
     #[arg(long, value_name = "TOKEN", env = "API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
@@ -41,6 +42,15 @@ pub struct Cli {
     /// No colours (also when NO_COLOR is set or TERM=dumb).
     #[arg(long)]
     pub no_color: bool,
+
+    /// Targets one per line (`#` comments), read again when the file changes.
+    #[arg(long, value_name = "FILE")]
+    pub targets_file: Option<PathBuf>,
+
+    /// Run without a terminal as this host's aggregator, serving /metrics, /targets, /t/NAME/…
+    /// and /livez over HTTP on HOST:PORT (SPEC §13).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "once")]
+    pub serve: Option<String>,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -58,7 +68,7 @@ impl Cli {
     /// The targets named on the command line, or the default work directory when neither a
     /// target nor `--scan` is given.
     pub fn explicit_targets(&self) -> Vec<Target> {
-        if self.targets.is_empty() && self.scan.is_empty() {
+        if self.targets.is_empty() && self.scan.is_empty() && self.targets_file.is_none() {
             let dir = std::env::var("WORKDIR")
                 .ok()
                 .filter(|w| !w.is_empty())
@@ -111,6 +121,9 @@ mod tests {
         assert!(Cli::try_parse_from(["fftop", "--interval", "-1"]).is_err());
         assert!(Cli::try_parse_from(["fftop", "--json"]).is_err());
         assert!(Cli::try_parse_from(["fftop", "--once", "--json"]).is_ok());
+        assert!(Cli::try_parse_from(["fftop", "--once", "--serve", "127.0.0.1:1"]).is_err());
+        let cli = Cli::try_parse_from(["fftop", "--targets-file", "/x"]).unwrap();
+        assert!(cli.explicit_targets().is_empty(), "the file names them");
     }
 
     #[test]

@@ -24,6 +24,34 @@ pub enum Event {
     Scan(BTreeSet<Target>),
     /// The terminal went away (hang-up, end of input, read error): restore and exit.
     TerminalGone(String),
+    /// A `HOST:PORT` target turned out to be an aggregator (`fftop --serve`, SPEC §13): its
+    /// encodes now, each as its own target (reached through `/t/<name>/…`).
+    Remote {
+        /// The aggregator.
+        parent: Target,
+        /// One per encode it watches.
+        children: Vec<RemoteChild>,
+    },
+    /// The targets listed in `--targets-file` right now (sent when the file changes).
+    TargetsFile(BTreeSet<Target>),
+    /// A target's `/metrics` text (only `--serve` asks for it), `None` when it did not answer.
+    Metrics {
+        /// Whose metrics.
+        target: Target,
+        /// The text as the target served it.
+        text: Option<String>,
+    },
+}
+
+/// One encode behind an aggregator.
+#[derive(Debug, Clone)]
+pub struct RemoteChild {
+    /// Its address: the aggregator's URL with `/t/<name>` appended.
+    pub target: Target,
+    /// `host/encode`.
+    pub name: String,
+    /// What the aggregator last knew of it.
+    pub result: PollResult,
 }
 
 /// What one poll of a target brought.
@@ -35,6 +63,15 @@ pub enum PollResult {
         error: String,
         at_ms: i64,
     },
+    /// The target answered `401`: a token is missing or wrong (not the same as down).
+    Unauthorized {
+        /// The answer's text.
+        error: String,
+        /// When, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// No API, but the work directory's files say the encode exited (SPEC §13).
+    Exited(Box<crate::exited::ExitedAnswer>),
 }
 
 /// A successful poll.

@@ -8,17 +8,20 @@
 //!
 //! JSON shape: one object per target, sorted by name. An answering target's object is its
 //! `/status` with `"target"` (the address) and `"name"` added; a target that does not answer is
-//! `{"target": .., "name": .., "health": "down", "error": ".."}`.
+//! `{"target": .., "name": .., "health": "down", "error": ".."}` (`"unauthorized"` for a
+//! `401`); an exited encode's is its `status/status.json` with `last_run` from `runs.jsonl`,
+//! `"ended_ms"` (when it ended, Unix ms) and health `exited`. A `HOST:PORT` target that is an
+//! aggregator (`fftop --serve`) is replaced by its encodes, named `host:port/encode`; they sort
+//! after the live rows only when exited, like every row.
 
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use shared::client::{Client, Target};
+
 use shared::timefmt::now_ms;
 
 use crate::app::{App, Conn, TargetState};
 use crate::cli::Cli;
-use crate::event::{Event, PollAnswer, PollResult};
 use crate::format;
 
 /// Polls all targets once, prints, and returns the exit code.
@@ -33,22 +36,26 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
             }
         }
     }
+    if let Some(file) = &cli.targets_file {
+        let listed = crate::targets_file::read(file)
+            .map_err(|e| anyhow::anyhow!("cannot read the targets file {}: {e}", file.display()))?;
+        for t in listed {
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+    }
     let timeout = cli
         .interval
         .max(Duration::from_secs(2))
         .min(Duration::from_secs(10));
-    let polls = targets.iter().map(|t| {
-        let t = t.clone();
-        let token = cli.token.clone();
-        async move {
-            let result = poll(&t, token, timeout).await;
-            Event::Poll { target: t, result }
-        }
-    });
+    let polls = targets
+        .iter()
+        .map(|t| crate::poll::once(t.clone(), cli.token.clone(), timeout));
     let events = futures::future::join_all(polls).await;
 
     let mut app = App::new(targets, cli.interval, false, now_ms());
-    for ev in events {
+    for ev in events.into_iter().flatten() {
         app.update(ev);
     }
     if cli.json {
@@ -62,31 +69,10 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
     Ok(exit_code(&app))
 }
 
-async fn poll(target: &Target, token: Option<String>, timeout: Duration) -> PollResult {
-    let down = |error: String| PollResult::Down {
-        error,
-        at_ms: now_ms(),
-    };
-    let client = match Client::new(target.clone(), token, timeout) {
-        Ok(c) => c,
-        Err(e) => return down(e.to_string()),
-    };
-    match tokio::time::timeout(timeout, client.status()).await {
-        Ok(Ok(status)) => PollResult::Up(Box::new(PollAnswer {
-            events: Vec::new(),
-            status,
-            points: Vec::new(),
-            logs: None,
-            at_ms: now_ms(),
-        })),
-        Ok(Err(e)) => down(e.to_string()),
-        Err(_) => down(format!("no answer within {timeout:?}")),
-    }
-}
-
 /// 0 when there is at least one target and every one is healthy or warming up.
 pub fn exit_code(app: &App) -> i32 {
-    if !app.targets.is_empty() && app.targets.values().all(TargetState::is_good) {
+    let mut rows = app.targets.values().filter(|t| !t.aggregator).peekable();
+    if rows.peek().is_some() && rows.all(TargetState::is_good) {
         0
     } else {
         1
@@ -111,15 +97,21 @@ pub fn table(app: &App) -> String {
         let live = t.live();
         let p = live.and_then(|s| s.progress.as_ref());
         let note = match &t.conn {
-            Conn::Down { error, .. } => {
+            Conn::Down { error, .. } | Conn::Unauthorized { error, .. } => {
                 format!("{error} ({})", format::seen(t.last_seen_ms, app.now_ms))
             }
+            Conn::Exited { ended_ms } => exited_note(t, *ended_ms, app.now_ms),
             _ => t.problem().unwrap_or_default(),
         };
         rows.push([
             clean(&t.name),
             t.health_word().to_string(),
-            live.map_or("-", |s| s.state.as_str()).to_string(),
+            match (&t.conn, live) {
+                (Conn::Exited { .. }, _) => "exited",
+                (_, Some(s)) => s.state.as_str(),
+                _ => "-",
+            }
+            .to_string(),
             format::fps(t.fps()),
             format::speed(t.speed()),
             format::bitrate(p.and_then(|p| p.bitrate_kbps)),
@@ -164,9 +156,28 @@ pub fn table(app: &App) -> String {
     out
 }
 
+/// An exited row's note: when it ended, why, and ffmpeg's last words.
+pub fn exited_note(t: &TargetState, ended_ms: i64, now_ms: i64) -> String {
+    let mut note = format!("ended {}", format::ago(Some(ended_ms), now_ms));
+    if let Some(why) = t.problem() {
+        note.push_str(&format!(": {why}"));
+    }
+    if let Some(err) = t.last_run.as_ref().and_then(|r| r.error.as_ref()) {
+        if !note.contains(err.as_str()) {
+            note.push_str(&format!(" · {err}"));
+        }
+    }
+    note
+}
+
 /// The JSON array (shape in the module docs).
 pub fn json_of(app: &App) -> Value {
-    let items = app.visible().into_iter().map(|t| {
+    Value::Array(app.visible().into_iter().map(json_of_one).collect())
+}
+
+/// One target's object of the JSON array.
+pub fn json_of_one(t: &TargetState) -> Value {
+    {
         let mut obj = Map::new();
         obj.insert("target".into(), json!(t.target.to_string()));
         obj.insert("name".into(), json!(t.name));
@@ -176,8 +187,23 @@ pub fn json_of(app: &App) -> Value {
                     obj.extend(fields);
                 }
             }
+            (Conn::Exited { ended_ms }, Some(status)) => {
+                let mut status = status.clone();
+                if t.last_run.is_some() {
+                    status.last_run = t.last_run.clone();
+                }
+                if let Ok(Value::Object(fields)) = serde_json::to_value(&status) {
+                    obj.extend(fields);
+                }
+                obj.insert("health".into(), json!("exited"));
+                obj.insert("ended_ms".into(), json!(ended_ms));
+            }
             (Conn::Down { error, .. }, _) => {
                 obj.insert("health".into(), json!("down"));
+                obj.insert("error".into(), json!(error));
+            }
+            (Conn::Unauthorized { error, .. }, _) => {
+                obj.insert("health".into(), json!("unauthorized"));
                 obj.insert("error".into(), json!(error));
             }
             _ => {
@@ -186,8 +212,7 @@ pub fn json_of(app: &App) -> Value {
             }
         }
         Value::Object(obj)
-    });
-    Value::Array(items.collect())
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +221,7 @@ mod tests {
     use crate::testutil::{fake_wrapperd, sample_app, status, target, temp_dir, up, NOW};
     use clap::Parser;
     use shared::api::Health;
+    use shared::client::Target;
 
     #[test]
     fn table_is_plain_text() {

@@ -17,7 +17,7 @@ use shared::timefmt::now_ms;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::HISTORY_SECONDS;
-use crate::event::{Event, PollAnswer, PollResult};
+use crate::event::{Event, PollAnswer, PollResult, RemoteChild};
 
 /// Output lines fetched for the detail view.
 pub const LOG_LINES: usize = 60;
@@ -30,6 +30,10 @@ pub struct PollConfig {
     pub timeout: Duration,
     /// Bearer token for TCP targets.
     pub token: Option<String>,
+    /// Also fetch `/metrics` each round (`--serve`).
+    pub metrics: bool,
+    /// Fetch rate points from `/series` (the screen's graphs; `--serve` has none).
+    pub series: bool,
 }
 
 impl PollConfig {
@@ -38,6 +42,8 @@ impl PollConfig {
             interval,
             timeout: request_timeout(interval),
             token,
+            metrics: false,
+            series: true,
         }
     }
 
@@ -69,10 +75,13 @@ struct Session {
     last_ok_ms: Option<i64>,
     /// The newest event id seen, for the detail view's timeline (`None`: ask where to start).
     last_event: Option<u64>,
+    /// The target is an aggregator: ask `/targets`, not `/status`.
+    aggregator: bool,
 }
 
-/// Polls `target` until the task is aborted, sending each result as an [`Event::Poll`].
-/// `detail` says which target's detail view is open (that one also fetches log lines).
+/// Polls `target` until the task is aborted, sending each result as an [`Event::Poll`] (or,
+/// for an aggregator, its encodes as an [`Event::Remote`]). `detail` says which target's detail
+/// view is open (that one also fetches log lines).
 pub async fn run(
     target: Target,
     cfg: PollConfig,
@@ -84,51 +93,41 @@ pub async fn run(
     let mut client: Option<Client> = None;
     loop {
         let want_logs = detail.borrow_and_update().as_ref() == Some(&target);
-        let result = match &client {
-            Some(c) => poll_once(c, &mut session, want_logs, cfg.timeout).await,
-            None => match Client::new(target.clone(), cfg.token.clone(), cfg.timeout) {
-                Ok(c) => {
-                    let r = poll_once(&c, &mut session, want_logs, cfg.timeout).await;
-                    client = Some(c);
-                    r
-                }
-                Err(e) => Err(e),
-            },
-        };
-        let wait = match result {
-            Ok(sample) => {
-                failures = 0;
-                if tx
-                    .send(Event::Poll {
-                        target: target.clone(),
-                        result: PollResult::Up(Box::new(sample)),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                cfg.interval
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                session.history_loaded = false;
-                let result = PollResult::Down {
-                    error: e.to_string(),
+        if client.is_none() {
+            client = Client::new(target.clone(), cfg.token.clone(), cfg.timeout).ok();
+        }
+        let events = match &client {
+            Some(c) => round(c, &mut session, want_logs, &cfg).await,
+            None => vec![Event::Poll {
+                target: target.clone(),
+                result: PollResult::Down {
+                    error: "cannot build the HTTP client".into(),
                     at_ms: now_ms(),
-                };
-                if tx
-                    .send(Event::Poll {
-                        target: target.clone(),
-                        result,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                cfg.backoff(failures)
+                },
+            }],
+        };
+        let ok = events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Remote { .. }
+                    | Event::Poll {
+                        result: PollResult::Up(_),
+                        ..
+                    }
+            )
+        });
+        for ev in events {
+            if tx.send(ev).await.is_err() {
+                return;
             }
+        }
+        let wait = if ok {
+            failures = 0;
+            cfg.interval
+        } else {
+            failures = failures.saturating_add(1);
+            session.history_loaded = false;
+            cfg.backoff(failures)
         };
         // Sleep, but wake at once when the detail view opens or closes, so logs show quickly.
         tokio::select! {
@@ -142,20 +141,130 @@ pub async fn run(
     }
 }
 
+/// Polls `target` one time (for `--once`): status only, no graphs, no logs.
+pub async fn once(target: Target, token: Option<String>, timeout: Duration) -> Vec<Event> {
+    let mut cfg = PollConfig::new(timeout, token);
+    cfg.timeout = timeout;
+    cfg.series = false;
+    match Client::new(target.clone(), cfg.token.clone(), timeout) {
+        Ok(c) => round(&c, &mut Session::default(), false, &cfg).await,
+        Err(e) => vec![Event::Poll {
+            target,
+            result: PollResult::Down {
+                error: e.to_string(),
+                at_ms: now_ms(),
+            },
+        }],
+    }
+}
+
+/// One poll of a target: its result, and its metrics when asked for.
+async fn round(
+    client: &Client,
+    session: &mut Session,
+    want_logs: bool,
+    cfg: &PollConfig,
+) -> Vec<Event> {
+    let target = client.target().clone();
+    if session.aggregator {
+        if let Some(children) = remote_children(client, cfg.timeout).await {
+            return vec![Event::Remote {
+                parent: target,
+                children,
+            }];
+        }
+        session.aggregator = false;
+    }
+    let result = match poll_once(client, session, want_logs, cfg).await {
+        Ok(sample) => PollResult::Up(Box::new(sample)),
+        Err(ClientError::Status { status: 404, .. }) if matches!(target, Target::Tcp(_)) => {
+            // Not a wrapperd: an aggregator (fftop --serve) answers /targets.
+            if let Some(children) = remote_children(client, cfg.timeout).await {
+                session.aggregator = true;
+                return vec![Event::Remote {
+                    parent: target,
+                    children,
+                }];
+            }
+            failure(
+                &target,
+                "HTTP 404 for /status (not a wrapperd)".into(),
+                false,
+            )
+            .await
+        }
+        Err(ClientError::Status { status: 401, body }) => PollResult::Unauthorized {
+            error: format!("HTTP 401: {body} (check --token / API_TOKEN)"),
+            at_ms: now_ms(),
+        },
+        Err(e) => {
+            let refused = matches!(e, ClientError::Connect(_));
+            failure(&target, e.to_string(), refused).await
+        }
+    };
+    let up = matches!(result, PollResult::Up(_));
+    let mut events = vec![Event::Poll {
+        target: target.clone(),
+        result,
+    }];
+    if cfg.metrics {
+        let text = if up {
+            match tokio::time::timeout(cfg.timeout, client.get("/metrics")).await {
+                Ok(Ok(a)) if a.status == 200 => Some(a.body),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        events.push(Event::Metrics { target, text });
+    }
+    events
+}
+
+/// A failed poll: `exited` when nobody listens on the socket and the work directory's files
+/// say the encode exited, else `down` with `error`.
+pub async fn failure(target: &Target, error: String, refused: bool) -> PollResult {
+    if refused {
+        if let Some(dir) = match target {
+            Target::Unix(sock) => crate::exited::workdir_of(sock),
+            Target::Tcp(_) => None,
+        } {
+            let read = tokio::task::spawn_blocking(move || crate::exited::read(&dir)).await;
+            if let Ok(Some(ans)) = read {
+                return PollResult::Exited(Box::new(ans));
+            }
+        }
+    }
+    PollResult::Down {
+        error,
+        at_ms: now_ms(),
+    }
+}
+
+/// An aggregator's encodes from its `/targets`; `None` when it does not answer one.
+pub async fn remote_children(client: &Client, timeout: Duration) -> Option<Vec<RemoteChild>> {
+    let v: serde_json::Value = tokio::time::timeout(timeout, client.get_json("/targets"))
+        .await
+        .ok()?
+        .ok()?;
+    crate::sources::children_from_json(client.target(), &v, now_ms())
+}
+
 /// One round: `/status` (must succeed), then rate points and log lines (best effort).
 async fn poll_once(
     client: &Client,
     session: &mut Session,
     want_logs: bool,
-    timeout: Duration,
+    cfg: &PollConfig,
 ) -> Result<PollAnswer, ClientError> {
+    let timeout = cfg.timeout;
     let status = tokio::time::timeout(timeout, client.status())
         .await
         .map_err(|_| ClientError::Timeout(timeout))??;
     let at_ms = now_ms();
 
     let mut points = Vec::new();
-    if !session.series_broken {
+    if !session.series_broken && cfg.series {
         let seconds = if session.history_loaded {
             // Enough to cover the time since the last poll, with margin.
             let since = session
@@ -177,7 +286,7 @@ async fn poll_once(
             _ => {}
         }
     }
-    if session.series_broken {
+    if session.series_broken && cfg.series {
         points.push(local_point(&status, at_ms, session.last_t));
     }
     points.retain(|p| session.last_t.is_none_or(|last| p.t > last));

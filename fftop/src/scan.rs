@@ -1,4 +1,6 @@
-//! `--scan DIR`: every directory directly under `DIR` holding an `api.sock` is a target.
+//! `--scan DIR`: every directory directly under `DIR` holding an `api.sock` is a target, and so
+//! is one whose `status/status.json` says the encode exited (SPEC §13: exited encodes stay
+//! visible with their reason; a directory without either is not an encode).
 //!
 //! The scanner re-reads the directories every interval and reports the whole set whenever it
 //! changes, so encodes that start appear and those that end disappear while fftop runs. Reading a
@@ -26,10 +28,12 @@ fn scan_one(dir: &Path) -> Vec<Target> {
     entries
         .flatten()
         .filter(|e| e.path().is_dir())
-        .map(|e| e.path().join("api.sock"))
-        // symlink_metadata: a socket is enough; a dangling symlink named api.sock is not.
-        .filter(|sock| std::fs::symlink_metadata(sock).is_ok())
-        .map(Target::Unix)
+        .filter(|e| {
+            // symlink_metadata: a socket is enough; a dangling symlink named api.sock is not.
+            std::fs::symlink_metadata(e.path().join("api.sock")).is_ok()
+                || crate::exited::is_exited_dir(&e.path())
+        })
+        .map(|e| Target::Unix(e.path().join("api.sock")))
         .collect()
 }
 
@@ -72,6 +76,22 @@ mod tests {
 
         std::fs::remove_file(root.join("cam2/api.sock")).unwrap();
         assert_eq!(scan(std::slice::from_ref(&root)).len(), 1);
+        // An exited encode's directory stays, a killed one's status (not exited) does not.
+        std::fs::create_dir_all(root.join("cam2/status")).unwrap();
+        let mut st = crate::testutil::status(shared::api::Health::Ok, None, None);
+        std::fs::write(
+            root.join("cam2/status/status.json"),
+            serde_json::to_string(&st).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(scan(std::slice::from_ref(&root)).len(), 1);
+        st.state = shared::api::State::Exited;
+        std::fs::write(
+            root.join("cam2/status/status.json"),
+            serde_json::to_string(&st).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(scan(std::slice::from_ref(&root)).len(), 2);
         assert!(scan(&[root.join("missing")]).is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }

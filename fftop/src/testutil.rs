@@ -290,3 +290,69 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A run record ended at [`NOW`] minus 30 s, with `error` as ffmpeg's last words.
+pub fn run_record(run: u64, error: &str) -> shared::api::RunRecord {
+    shared::api::RunRecord {
+        run,
+        start: "2026-11-23T23:50:00.000Z".into(),
+        end: "2026-11-23T23:59:30.000Z".into(),
+        duration_s: 570.0,
+        ffmpeg_pid: Some(812),
+        ffmpeg_status: FfmpegStatus::Code(255),
+        reason: "stopped by the manager: stalled: no output for 7 s".into(),
+        error: Some(error.into()),
+        last_progress: None,
+        last_lines: vec![
+            "frame= 9050 fps= 25 q=23.0 size=15000KiB time=00:06:02.00 speed=   1x".into(),
+            format!("[in#0] {error}"),
+            "Exiting normally, received signal 2.".into(),
+        ],
+    }
+}
+
+/// An exited encode's files as the poller reads them, ended at `ended_ms`.
+pub fn exited(target: &Target, ended_ms: i64) -> Event {
+    let mut st = status(Health::Exited, None, None);
+    st.reason = Some("stopped by the manager: stalled: no output for 7 s".into());
+    st.exit = Some(ExitInfo {
+        code: 1,
+        ffmpeg_status: FfmpegStatus::Code(255),
+        reason: "stopped by the manager: stalled: no output for 7 s".into(),
+    });
+    Event::Poll {
+        target: target.clone(),
+        result: PollResult::Exited(Box::new(crate::exited::ExitedAnswer {
+            status: st,
+            last_run: Some(run_record(3, "Connection to tcp://in:9000 failed: refused")),
+            ended_ms,
+        })),
+    }
+}
+
+/// A `401` answer.
+pub fn unauthorized(target: &Target) -> Event {
+    Event::Poll {
+        target: target.clone(),
+        result: PollResult::Unauthorized {
+            error: "HTTP 401: unauthorized (check --token / API_TOKEN)".into(),
+            at_ms: NOW - 3000,
+        },
+    }
+}
+
+/// Three targets: ok, an exited encode (ended 30 s ago), and one answering 401.
+pub fn exited_app(color: bool) -> App {
+    let names = ["cam1-ok", "cam2-gone", "cam3-auth"];
+    let targets: Vec<Target> = names.iter().map(|n| target(n)).collect();
+    let mut app = App::new(targets.clone(), Duration::from_secs(1), color, NOW);
+    app.update(up(
+        &targets[0],
+        status(Health::Ok, Some(24.9), Some(0.99)),
+        points(200, 0, |a| 25.0 - (a / 20.0).sin()),
+    ));
+    app.update(exited(&targets[1], NOW - 30_000));
+    app.update(unauthorized(&targets[2]));
+    app.dirty = false;
+    app
+}

@@ -49,10 +49,21 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
             tx.clone(),
         )));
     }
+    if let Some(file) = &cli.targets_file {
+        tasks.push(tokio::spawn(crate::targets_file::run(
+            file.clone(),
+            cli.interval,
+            tx.clone(),
+        )));
+    }
     let mut pollers: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
 
+    let mut synced_gen: Option<u64> = None;
     let result = loop {
-        sync_pollers(&app, &mut pollers, &cfg, &tx, &detail_rx);
+        if synced_gen != Some(app.targets_gen) {
+            synced_gen = Some(app.targets_gen);
+            sync_pollers(&app, &mut pollers, &cfg, &tx, &detail_rx);
+        }
         let detail = app.detail_target().cloned();
         detail_tx.send_if_modified(|d| {
             let changed = *d != detail;

@@ -261,7 +261,7 @@ fn selected_row_is_marked_in_text() {
 fn columns_drop_by_priority() {
     use crate::ui::{columns, Col};
     let names = |w| {
-        columns(w, false)
+        columns(w, false, false)
             .iter()
             .map(|(c, _)| *c)
             .collect::<Vec<_>>()
@@ -278,13 +278,13 @@ fn columns_drop_by_priority() {
     assert_eq!(at80.len(), 9, "everything fits in 80 columns: {at80:?}");
     assert!(!at80.contains(&Col::Restarts), "no restarts, no column");
     // Once a target restarted: it fits in 80 columns, and goes first when narrower.
-    let with = |w| columns(w, true).iter().map(|(c, _)| *c).collect::<Vec<_>>();
+    let with = |w| columns(w, true, true).iter().map(|(c, _)| *c).collect::<Vec<_>>();
     assert_eq!(with(80).len(), 10);
     assert_eq!(with(80)[8], Col::Restarts);
     assert_eq!(with(78), at80);
     for w in [40u16, 50, 60, 70, 80, 120, 200] {
         for restarts in [false, true] {
-            let total: u16 = columns(w, restarts)
+            let total: u16 = columns(w, restarts, restarts)
                 .iter()
                 .map(|(_, cw)| cw + 1)
                 .sum::<u16>()
@@ -347,4 +347,77 @@ fn a_command_too_long_for_the_line_ends_with_an_ellipsis() {
         .unwrap_or_else(|| panic!("no cmd line:\n{screen}"));
     assert_eq!(line.chars().count(), 80, "{line}");
     assert!(line.ends_with("xx…"), "{line}");
+}
+
+fn exited_detail(w: u16, h: u16, name: &str) -> String {
+    let mut app = crate::testutil::exited_app(false);
+    app.selected = Some(crate::testutil::target(name));
+    app.view = crate::app::View::Detail;
+    text(&render(&app, w, h))
+}
+
+#[test]
+fn exited_and_unauthorized_rows_80x24() {
+    let t = text(&render(&crate::testutil::exited_app(false), 80, 24));
+    assert!(t.contains("exited") && t.contains("ended 30s ago"), "{t}");
+    assert!(t.contains("unauthorized"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn exited_and_unauthorized_rows_120x40() {
+    let mut app = crate::testutil::exited_app(false);
+    app.selected = Some(crate::testutil::target("cam2-gone"));
+    let t = text(&render(&app, 120, 40));
+    assert!(t.contains("stopped by the manager"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn exited_rows_hidden_say_so_in_the_header() {
+    let mut app = crate::testutil::exited_app(false);
+    app.hide_exited = true;
+    let t = text(&render(&app, 120, 40));
+    assert!(t.contains("1 exited hidden"), "{t}");
+    assert!(!t.contains("cam2-gone"), "{t}");
+}
+
+#[test]
+fn detail_of_an_exited_target_80x24() {
+    let t = exited_detail(80, 24, "cam2-gone");
+    assert!(t.contains("output of the last run (3)"), "{t}");
+    assert!(t.contains("Exiting normally"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn detail_of_an_exited_target_120x40() {
+    let t = exited_detail(120, 40, "cam2-gone");
+    assert!(
+        t.contains("[in#0] Connection to tcp://in:9000 failed"),
+        "{t}"
+    );
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn detail_of_an_unauthorized_target_80x24() {
+    let t = exited_detail(80, 24, "cam3-auth");
+    assert!(!t.contains("no output lines yet"), "{t}");
+    assert!(t.contains("unauthorized: HTTP 401"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn a_reason_too_long_for_the_line_ends_with_an_ellipsis() {
+    let mut app = crate::testutil::sample_app(false);
+    let t = crate::testutil::target("cam3-fail");
+    let mut st = crate::testutil::status(shared::api::Health::Failing, Some(8.0), Some(0.4));
+    st.reason = Some(format!("fps too low {}", "x".repeat(200)));
+    app.update(crate::testutil::up(&t, st, vec![]));
+    app.selected = Some(t);
+    app.view = crate::app::View::Detail;
+    let out = text(&render(&app, 80, 24));
+    let line = out.lines().find(|l| l.contains("fps too low")).unwrap();
+    assert!(line.trim_end().ends_with('…'), "{line}");
 }

@@ -51,7 +51,7 @@ pub(super) fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
         logs_a
     };
     if logs_a.height >= 2 {
-        draw_logs(frame, logs_a, t, color);
+        draw_logs(frame, logs_a, t, app);
     }
     let keys = key_hints(
         &[("Esc", "back"), ("↑↓", "other target"), ("?", "help")],
@@ -65,7 +65,10 @@ pub(super) fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
 /// The title line: name, health word, state and where the target is.
 fn title_line(t: &TargetState, color: bool) -> Line<'static> {
     let word = t.health_word();
-    let state = t.live().map_or("", |s| s.state.as_str());
+    let state = match t.conn {
+        Conn::Exited { .. } => "exited",
+        _ => t.live().map_or("", |s| s.state.as_str()),
+    };
     Line::from(vec![
         Span::styled(format!(" {} ", t.name), header_style(color)),
         Span::raw(" "),
@@ -99,30 +102,64 @@ fn draw_charts(frame: &mut Frame<'_>, area: Rect, app: &App, t: &TargetState) {
     }
 }
 
-/// The newest output lines, the newest at the bottom.
-fn draw_logs(frame: &mut Frame<'_>, area: Rect, t: &TargetState, color: bool) {
+/// The newest output lines, the newest at the bottom; an exited target's last run's lines; a
+/// down target's error and when it was last seen.
+fn draw_logs(frame: &mut Frame<'_>, area: Rect, t: &TargetState, app: &App) {
+    let color = app.color;
+    let title = match (&t.conn, &t.last_run) {
+        (Conn::Exited { .. }, Some(run)) => format!(" output of the last run ({}) ", run.run),
+        _ => " newest output ".to_string(),
+    };
     let block = Block::default()
         .borders(Borders::TOP)
-        .title(" newest output ")
+        .title(title)
         .border_style(dim(color));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let lines: Vec<Line<'_>> = if t.logs.is_empty() {
+    let n = inner.height as usize;
+    let lines: Vec<Line<'_>> = if let Conn::Exited { .. } = t.conn {
+        match &t.last_run {
+            Some(run) if !run.last_lines.is_empty() => run.last_lines
+                [run.last_lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| Line::raw(l.clone()))
+                .collect(),
+            _ => vec![Line::styled("(no run recorded in runs.jsonl)", dim(color))],
+        }
+    } else if let Conn::Down { error, .. } | Conn::Unauthorized { error, .. } = &t.conn {
+        // Why first; then the lines it printed before, if any were fetched.
+        let mut lines = vec![
+            Line::from(vec![
+                Span::styled(t.health_word(), health_style(t.health_word(), color)),
+                Span::raw(format!(": {error}")),
+            ]),
+            Line::styled(format::seen(t.last_seen_ms, app.now_ms), dim(color)),
+        ];
+        let room = n.saturating_sub(lines.len());
+        lines.extend(log_lines(
+            &t.logs[t.logs.len().saturating_sub(room)..],
+            color,
+        ));
+        lines
+    } else if t.logs.is_empty() {
         vec![Line::styled("(no output lines yet)", dim(color))]
     } else {
-        let n = inner.height as usize;
-        t.logs[t.logs.len().saturating_sub(n)..]
-            .iter()
-            .map(|(time, line)| {
-                let clock = time.rsplit(' ').next().unwrap_or(time);
-                Line::from(vec![
-                    Span::styled(format!("{clock} "), dim(color)),
-                    Span::raw(line.clone()),
-                ])
-            })
-            .collect()
+        log_lines(&t.logs[t.logs.len().saturating_sub(n)..], color)
     };
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Output lines as `HH:MM:SS line`.
+fn log_lines(logs: &[(String, String)], color: bool) -> Vec<Line<'static>> {
+    logs.iter()
+        .map(|(time, line)| {
+            let clock = time.rsplit(' ').next().unwrap_or(time);
+            Line::from(vec![
+                Span::styled(format!("{clock} "), dim(color)),
+                Span::raw(line.clone()),
+            ])
+        })
+        .collect()
 }
 
 fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'static>> {
@@ -170,7 +207,7 @@ fn info_lines(t: &TargetState, app: &App, width: u16, height: u16) -> Vec<Line<'
         ],
         color,
     );
-    let why = why_line(t, app);
+    let why = why_line(t, app, width);
     // A command too long for the line ends with `…`, so a cut one never passes for whole.
     let cmd = st.map_or(String::from("-"), |s| s.cmd.join(" "));
     let cmd = Line::from(vec![
@@ -195,32 +232,40 @@ fn labelled(pairs: &[(&str, String)], color: bool) -> Line<'static> {
     Line::from(spans)
 }
 
-/// Why the target is as it is: down and since when, or the reason (with the countdown to the
-/// next run while restarting) and the exit.
-fn why_line(t: &TargetState, app: &App) -> Line<'static> {
+/// Why it is as it is, cut with `…` at the edge: the connection error, the exit, or the reason.
+fn why_line(t: &TargetState, app: &App, width: u16) -> Line<'static> {
     let color = app.color;
+    let word = t.health_word();
+    let room = |used: usize| usize::from(width).saturating_sub(used);
     match (&t.conn, t.status.as_ref()) {
-        (Conn::Down { error, .. }, _) => Line::from(vec![
-            Span::styled("down", health_style("down", color)),
-            Span::raw(format!(
-                ", {}: {error}",
-                format::seen(t.last_seen_ms, app.now_ms)
-            )),
-        ]),
-        (_, Some(s)) => {
-            let mut spans = vec![
-                Span::styled("reason ", dim(color)),
-                Span::raw(t.problem_at(app.now_ms).unwrap_or("-".into())),
-            ];
-            if let Some(e) = &s.exit {
-                spans.push(Span::raw(format!(
-                    "  exit {} (ffmpeg {})",
-                    e.code, e.ffmpeg_status
-                )));
-            }
-            Line::from(spans)
+        (Conn::Down { error, .. } | Conn::Unauthorized { error, .. }, _) => {
+            let text = format!(", {}: {error}", format::seen(t.last_seen_ms, app.now_ms));
+            Line::from(vec![
+                Span::styled(word, health_style(word, color)),
+                Span::raw(format::fit(&text, room(word.len()))),
+            ])
         }
-        _ => Line::from(Span::styled("connecting…", dim(color))),
+        (Conn::Exited { ended_ms }, Some(s)) => {
+            let mut text = format!(", {}", crate::once::exited_note(t, *ended_ms, app.now_ms));
+            if let Some(e) = &s.exit {
+                text.push_str(&format!("  exit {} (ffmpeg {})", e.code, e.ffmpeg_status));
+            }
+            Line::from(vec![
+                Span::styled(word, health_style(word, color)),
+                Span::raw(format::fit(&text, room(word.len()))),
+            ])
+        }
+        (_, Some(s)) => {
+            let mut text = t.problem_at(app.now_ms).unwrap_or("-".into());
+            if let Some(e) = &s.exit {
+                text.push_str(&format!("  exit {} (ffmpeg {})", e.code, e.ffmpeg_status));
+            }
+            Line::from(vec![
+                Span::styled("reason ", dim(color)),
+                Span::raw(format::fit(&text, room(7))),
+            ])
+        }
+        _ => Line::styled("connecting…", dim(color)),
     }
 }
 

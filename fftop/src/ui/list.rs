@@ -94,8 +94,9 @@ impl Col {
 const MARKER: u16 = 2;
 
 /// The columns that fit in `width`, with their widths (one space between columns); the
-/// restarts count only when `restarts` (some target has restarted).
-pub fn columns(width: u16, restarts: bool) -> Vec<(Col, u16)> {
+/// restarts count only when `restarts` (some target has restarted); the health column wide
+/// enough for `unauthorized` only when `unauthorized` (some target is).
+pub fn columns(width: u16, restarts: bool, unauthorized: bool) -> Vec<(Col, u16)> {
     let mut cols: Vec<Col> = Col::ALL.to_vec();
     if !restarts {
         cols.retain(|c| *c != Col::Restarts);
@@ -112,6 +113,14 @@ pub fn columns(width: u16, restarts: bool) -> Vec<(Col, u16)> {
     let mut spare = width.saturating_sub(need(&cols));
     let mut out: Vec<(Col, u16)> = cols.iter().map(|c| (*c, c.min_width())).collect();
     let has_graph = cols.contains(&Col::Graph);
+    // Room permitting, the health column takes `unauthorized` whole (12), before anything else.
+    for (c, w) in out.iter_mut() {
+        if *c == Col::Health && unauthorized {
+            let grow = spare.min(2);
+            *w += grow;
+            spare -= grow;
+        }
+    }
     // The name grows first (to 24), then the graph takes the rest; without a graph, the name does.
     for (c, w) in out.iter_mut() {
         if *c == Col::Name {
@@ -201,7 +210,11 @@ pub(super) fn draw_list(buf: &mut Buffer, area: Rect, app: &App) {
         .targets
         .values()
         .any(|t| t.live().is_some_and(|s| s.run.restarts > 0));
-    let cols = columns(area.width, restarts);
+    let unauthorized = app
+        .targets
+        .values()
+        .any(|t| matches!(t.conn, crate::app::Conn::Unauthorized { .. }));
+    let cols = columns(area.width, restarts, unauthorized);
     buf.set_line(area.x, area.y, &summary_line(app), area.width);
     draw_titles(buf, area, app, &cols);
     draw_rows(buf, area, app, &cols);
@@ -224,7 +237,7 @@ fn summary_line(app: &App) -> Line<'static> {
         format!(" fftop {} ", shared::VERSION),
         header_style(color),
     )];
-    let n = app.targets.len();
+    let n = app.targets.values().filter(|t| !t.aggregator).count();
     spans.push(Span::raw(format!(
         " {n} target{}",
         if n == 1 { "" } else { "s" }
@@ -237,6 +250,13 @@ fn summary_line(app: &App) -> Line<'static> {
         format!(" · sort {}", app.sort.label()),
         dim(color),
     ));
+    let hidden = app.hidden_exited();
+    if hidden > 0 {
+        spans.push(Span::styled(
+            format!(" · {hidden} exited hidden (x)"),
+            dim(color),
+        ));
+    }
     if !app.filter.is_empty() && !app.filter_editing {
         spans.push(Span::styled(
             format!(" · filter {:?}", app.filter),
@@ -323,6 +343,14 @@ fn list_keys(app: &App) -> Line<'static> {
                 ("Enter", "detail"),
                 ("/", "filter"),
                 ("s", "sort"),
+                (
+                    "x",
+                    if app.hide_exited {
+                        "show exited"
+                    } else {
+                        "hide exited"
+                    },
+                ),
                 ("?", "help"),
             ],
             app.color,
@@ -342,10 +370,11 @@ fn draw_row(
     let mut x = x0;
     // For a down target, the numeric columns become one note: when it was last seen, and why.
     let down_note = match &t.conn {
-        Conn::Down { error, .. } => Some(format!(
+        Conn::Down { error, .. } | Conn::Unauthorized { error, .. } => Some(format!(
             "{} · {error}",
             format::seen(t.last_seen_ms, app.now_ms)
         )),
+        Conn::Exited { ended_ms } => Some(crate::once::exited_note(t, *ended_ms, app.now_ms)),
         _ => None,
     };
     let mut note_written = false;
@@ -393,9 +422,12 @@ fn message_line(t: &TargetState, app: &App) -> Line<'static> {
         Span::styled(word.to_string(), health_style(word, app.color)),
     ];
     match &t.conn {
-        Conn::Down { error, .. } => spans.push(Span::raw(format!(
-            ", {}: {error}",
-            format::seen(t.last_seen_ms, app.now_ms)
+        Conn::Down { error, .. } | Conn::Unauthorized { error, .. } => spans.push(Span::raw(
+            format!(", {}: {error}", format::seen(t.last_seen_ms, app.now_ms)),
+        )),
+        Conn::Exited { ended_ms } => spans.push(Span::raw(format!(
+            ", {}",
+            crate::once::exited_note(t, *ended_ms, app.now_ms)
         ))),
         _ => match t.problem_at(app.now_ms) {
             Some(reason) => spans.push(Span::raw(format!(": {reason}"))),

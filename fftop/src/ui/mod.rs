@@ -66,7 +66,7 @@ fn draw_too_small(frame: &mut Frame<'_>, area: Rect) {
 fn is_bad(word: &str) -> bool {
     matches!(
         word,
-        "down" | "failing" | "stalled" | "exited" | "restarting"
+        "down" | "failing" | "stalled" | "exited" | "restarting" | "unauthorized"
     )
 }
 
@@ -88,7 +88,7 @@ pub fn health_style(word: &str, color: bool) -> Style {
         "warming_up" => Color::Cyan,
         "stopping" => Color::Yellow,
         "restarting" => Color::LightYellow,
-        "failing" | "down" => Color::Red,
+        "failing" | "down" | "unauthorized" => Color::Red,
         "stalled" => Color::Magenta,
         "exited" => Color::LightRed,
         _ => Color::DarkGray,
@@ -159,11 +159,13 @@ fn key_hints(keys: &[(&str, &str)], color: bool) -> Line<'static> {
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let keys = [
-        ("q, Esc", "back, or quit from the list"),
+        ("q", "back, or quit from the list"),
+        ("Esc", "back, clear the filter (never quits)"),
         ("↑ ↓, j k", "select a target"),
         ("Enter", "open the detail"),
         ("/", "filter by name (Enter keep, Esc clear)"),
         ("s", "sort: name, health, fps, speed, uptime"),
+        ("x", "hide or show exited encodes"),
         ("Ctrl-L", "repaint the screen"),
         ("?", "this help (any key closes it)"),
     ];

@@ -36,6 +36,7 @@ mod reaction;
 mod report;
 mod restarts;
 mod rings_api;
+mod serve;
 mod startup;
 mod throughput;
 mod util;
@@ -55,6 +56,7 @@ use crate::reaction::m7_reaction;
 use crate::report::{fmt_row_plain, machine, write_markdown, Report};
 use crate::restarts::m12_restarts;
 use crate::rings_api::m3_m6_rings_and_api;
+use crate::serve::m15_serve;
 use crate::startup::m5_startup;
 use crate::throughput::m4_throughput;
 
@@ -223,6 +225,7 @@ fn main() {
         (11, "hung input -> exit"),
         (12, "restarts"),
         (13, "events"),
+        (15, "fftop --serve"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -246,6 +249,7 @@ fn main() {
             11 => m11_grace(&c, &mut rep),
             12 => m12_restarts(&c, &mut rep),
             13 => m13_events(&c, &mut rep),
+            15 => m15_serve(&c, &mut rep),
             _ => {}
         }
     }
