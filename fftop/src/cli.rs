@@ -43,6 +43,10 @@ pub struct Cli {
     #[arg(long)]
     pub no_color: bool,
 
+    /// No actions: the stop and restart keys do nothing and the help does not list them.
+    #[arg(long)]
+    pub read_only: bool,
+
     /// Targets one per line (`#` comments), read again when the file changes.
     #[arg(long, value_name = "FILE")]
     pub targets_file: Option<PathBuf>,
