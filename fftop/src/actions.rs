@@ -10,7 +10,7 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use shared::client::{ControlAction, Target};
 
-use crate::app::{App, TargetState};
+use crate::app::{App, Conn, TargetState};
 
 /// How long an action's result stays in the footer, milliseconds.
 pub const NOTICE_MS: i64 = 5_000;
@@ -85,9 +85,13 @@ pub fn result_text(what: ControlAction, name: &str, result: &Result<(), Failure>
 
 impl App {
     /// Whether the actions are offered for `t` (not read-only, not refused with `403`, not behind
-    /// an aggregator).
+    /// an aggregator, not an exited encode whose API is gone).
     pub fn can_act(&self, t: &TargetState) -> bool {
-        !self.read_only && !t.control_forbidden && t.parent.is_none() && !t.aggregator
+        !self.read_only
+            && !t.control_forbidden
+            && t.parent.is_none()
+            && !t.aggregator
+            && !matches!(t.conn, Conn::Exited { .. })
     }
 
     /// Whether the actions are offered for the selected target.

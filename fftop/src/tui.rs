@@ -174,13 +174,33 @@ async fn send_request(req: Request, cfg: PollConfig, tx: mpsc::Sender<Event>) {
                 Ok(c) => c.runs(crate::runs::RUNS_COUNT).await,
                 Err(e) => Err(shared::client::ClientError::Build(e.to_string())),
             };
-            Event::Runs {
-                target,
-                result: result.map_err(|e| e.to_string()),
-            }
+            let result = match result {
+                Err(ClientError::Connect(e)) => runs_from_files(&target).await.ok_or(e),
+                r => r.map_err(|e| e.to_string()),
+            };
+            Event::Runs { target, result }
         }
     };
     let _ = tx.send(ev).await;
+}
+
+/// An exited encode's runs, from its work directory's `status/runs.jsonl` (no API to ask).
+async fn runs_from_files(target: &Target) -> Option<Vec<shared::api::RunRecord>> {
+    let Target::Unix(sock) = target else {
+        return None;
+    };
+    let dir = crate::exited::workdir_of(sock)?;
+    let values = tokio::task::spawn_blocking(move || {
+        crate::exited::read_runs(&dir, crate::runs::RUNS_COUNT)
+    })
+    .await
+    .ok()??;
+    Some(
+        values
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+    )
 }
 
 /// Keys and resizes; the end or a failure of the input means the terminal is gone.

@@ -6,7 +6,7 @@ use shared::api::RunRecord;
 use shared::client::{ControlAction, Target};
 
 use crate::actions::Request;
-use crate::app::{App, View};
+use crate::app::{App, Conn, View};
 use crate::logs::{LogsView, Outcome};
 use crate::runs::RunsView;
 
@@ -53,7 +53,21 @@ impl App {
                 }
             }
             KeyCode::Char('l') => {
-                self.logs = Some(LogsView::new(target, self.view));
+                let mut v = LogsView::new(target.clone(), self.view);
+                // An exited encode has no API to follow: its last run's lines.
+                if let Some(run) = self.targets.get(&target).and_then(|t| match t.conn {
+                    Conn::Exited { .. } => t.last_run.as_ref(),
+                    _ => None,
+                }) {
+                    let end = run.end.get(11..19).unwrap_or_default().to_string();
+                    let lines: Vec<(String, String)> = run
+                        .last_lines
+                        .iter()
+                        .map(|l| (end.clone(), l.clone()))
+                        .collect();
+                    v.merge(&lines);
+                }
+                self.logs = Some(v);
                 self.view = View::Logs;
             }
             KeyCode::Char('R') => self.open_runs(target),

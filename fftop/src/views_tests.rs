@@ -11,7 +11,7 @@ use shared::client::ControlAction;
 use crate::actions::{Failure, Request};
 use crate::app::{App, View};
 use crate::event::{Event, PollAnswer, PollResult};
-use crate::testutil::{run_record, sample_app, status, target, NOW};
+use crate::testutil::{exited_app, run_record, sample_app, status, target, NOW};
 use crate::ui;
 
 fn key(app: &mut App, code: KeyCode) {
@@ -133,6 +133,22 @@ fn rows_behind_an_aggregator_have_no_actions() {
     app.targets.get_mut(&t).unwrap().parent = Some(target("agg"));
     key(&mut app, KeyCode::Char('r'));
     assert!(app.confirm.is_none());
+}
+
+#[test]
+fn an_exited_encode_has_no_actions_and_its_logs_are_its_last_runs() {
+    let mut app = exited_app(false);
+    app.selected = Some(target("cam2-gone"));
+    key(&mut app, KeyCode::Char('r'));
+    assert!(app.confirm.is_none(), "no API to ask");
+    key(&mut app, KeyCode::Char('l'));
+    let shown = text(&app, 80, 24);
+    assert!(shown.contains("[in#0]"), "{shown}");
+    key(&mut app, KeyCode::Esc);
+    app.selected = Some(target("cam3-auth"));
+    key(&mut app, KeyCode::Char('l'));
+    let shown = text(&app, 80, 24);
+    assert!(shown.contains("(no answer: HTTP 401"), "{shown}");
 }
 
 fn lines(n: usize) -> Vec<(String, String)> {

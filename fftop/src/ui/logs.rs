@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
 use super::{dim, footer, header_style, key_hints};
-use crate::app::App;
+use crate::app::{App, Conn};
 use crate::logs::{severity, LogsView, Severity};
 
 pub(super) fn draw_logs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -47,13 +47,13 @@ pub(super) fn draw_logs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
         header_style(color),
     );
     if !v.loaded {
-        buf.set_stringn(
-            area.x,
-            area.y + 1,
-            "(loading…)",
-            area.width as usize,
-            dim(color),
-        );
+        let why = match app.targets.get(&v.target).map(|t| &t.conn) {
+            Some(Conn::Down { error, .. } | Conn::Unauthorized { error, .. }) => {
+                format!("(no answer: {error})")
+            }
+            _ => "(loading…)".to_string(),
+        };
+        buf.set_stringn(area.x, area.y + 1, why, area.width as usize, dim(color));
     } else if v.lines.is_empty() {
         buf.set_stringn(
             area.x,
