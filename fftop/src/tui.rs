@@ -69,9 +69,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
             synced_gen = Some(app.targets_gen);
             sync_pollers(&app, &mut pollers, &cfg, &tx, &detail_rx);
         }
-        for req in std::mem::take(&mut app.outbox) {
-            tokio::spawn(send_request(req, cfg.clone(), tx.clone()));
-        }
+        send_outbox(&mut app, &cfg, &tx);
         let detail = app.watched();
         detail_tx.send_if_modified(|d| {
             let changed = *d != detail;
@@ -137,6 +135,13 @@ fn sync_pollers(
             ));
             pollers.insert(t.clone(), h);
         }
+    }
+}
+
+/// Starts a task for each request the app queued.
+fn send_outbox(app: &mut App, cfg: &PollConfig, tx: &mpsc::Sender<Event>) {
+    for req in std::mem::take(&mut app.outbox) {
+        tokio::spawn(send_request(req, cfg.clone(), tx.clone()));
     }
 }
 

@@ -312,3 +312,28 @@ fn snapshot_runs_table() {
     key(&mut app, KeyCode::Enter);
     insta::assert_snapshot!("runs_open_120x40", text(&app, 120, 40));
 }
+
+#[test]
+fn error_and_warning_lines_are_coloured_and_marked() {
+    let mut app = logs_app();
+    app.color = true;
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| ui::draw(f, &app)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let row = |needle: &str| {
+        (0..24)
+            .find(|&y| {
+                let line: String = (0..80).map(|x| buf[(x, y)].symbol()).collect();
+                line.contains(needle)
+            })
+            .unwrap_or_else(|| panic!("{needle} not drawn"))
+    };
+    let err = row("error while decoding MB 93");
+    assert_eq!(buf[(1, err)].symbol(), "!");
+    assert_eq!(buf[(20, err)].fg, ratatui::style::Color::Red);
+    let warn = row("non-monotonous DTS 97");
+    assert_eq!(buf[(1, warn)].symbol(), "~");
+    assert_eq!(buf[(20, warn)].fg, ratatui::style::Color::Yellow);
+    let plain = row("frame= 2450");
+    assert_eq!(buf[(1, plain)].symbol(), " ");
+}

@@ -16,25 +16,10 @@ pub(super) fn draw_logs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     };
     let color = app.color;
-    let name = app
-        .targets
-        .get(&v.target)
-        .map_or_else(|| v.target.name(), |t| t.name.clone());
     let buf = frame.buffer_mut();
     let page = area.height.saturating_sub(2) as usize;
     let first = v.first_shown(page);
-    let mut title = format!(
-        " logs of {name} · {} lines · {}",
-        v.lines.len(),
-        if v.follow { "following" } else { "paused" }
-    );
-    if !v.search.is_empty() && !v.search_editing {
-        let (total, at) = v.match_count();
-        match at {
-            Some(at) => title.push_str(&format!(" · /{} {at}/{total}", v.search)),
-            None => title.push_str(&format!(" · /{} {total} matches", v.search)),
-        }
-    }
+    let title = title(app, v);
     buf.set_style(
         Rect::new(area.x, area.y, area.width, 1),
         header_style(color),
@@ -92,6 +77,27 @@ pub(super) fn draw_logs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
     };
     let y = area.y + area.height - 1;
     buf.set_line(area.x, y, &keys, area.width);
+}
+
+/// `logs of NAME · N lines · following`, and the search with where its current match is.
+fn title(app: &App, v: &LogsView) -> String {
+    let name = app
+        .targets
+        .get(&v.target)
+        .map_or_else(|| v.target.name(), |t| t.name.clone());
+    let mut title = format!(
+        " logs of {name} · {} lines · {}",
+        v.lines.len(),
+        if v.follow { "following" } else { "paused" }
+    );
+    if !v.search.is_empty() && !v.search_editing {
+        let (total, at) = v.match_count();
+        match at {
+            Some(at) => title.push_str(&format!(" · /{} {at}/{total}", v.search)),
+            None => title.push_str(&format!(" · /{} {total} matches", v.search)),
+        }
+    }
+    title
 }
 
 /// One line: the current-match marker, the severity marker, the clock, the text with the

@@ -1,12 +1,15 @@
 //! The runs view: a target's runs as a table (newest first: number, start, duration, reason,
 //! error line); Enter shows the selected run's last output lines below the table.
 
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::Frame;
 
 use super::{dim, footer, header_style, key_hints, selected_style};
+use shared::api::RunRecord;
+
 use crate::app::App;
 use crate::format;
 
@@ -53,13 +56,37 @@ pub(super) fn draw_runs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
         }
         Some(Ok(r)) => &r[..],
     };
-    let bold = Style::new().add_modifier(Modifier::BOLD);
     let body_h = area.height.saturating_sub(3) as usize;
     let table_h = if v.open {
         (body_h / 2).max(3).min(body_h)
     } else {
         body_h
     };
+    draw_table(buf, area, runs, v.selected, table_h, color);
+    if let (true, Some(r)) = (v.open, v.selected_run()) {
+        draw_run_lines(buf, area, r, area.y + 2 + table_h as u16, color);
+    }
+    let keys = footer(
+        app,
+        key_hints(
+            &[("Esc", "back"), ("↑↓", "select"), ("Enter", "last lines")],
+            color,
+        ),
+    );
+    buf.set_line(area.x, area.y + area.height - 1, &keys, area.width);
+}
+
+/// The table's title line and up to `table_h` rows, the selected one visible.
+fn draw_table(
+    buf: &mut Buffer,
+    area: Rect,
+    runs: &[RunRecord],
+    selected: usize,
+    table_h: usize,
+    color: bool,
+) {
+    let w = area.width as usize;
+    let bold = Style::new().add_modifier(Modifier::BOLD);
     if !runs.is_empty() {
         let head = format!(
             "{:>5}  {:<19}  {:>9}  {}",
@@ -67,7 +94,7 @@ pub(super) fn draw_runs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
         );
         buf.set_stringn(area.x, area.y + 1, head, w, bold);
     }
-    let first = v.selected.saturating_sub(table_h.saturating_sub(1));
+    let first = selected.saturating_sub(table_h.saturating_sub(1));
     for (row, (i, r)) in runs
         .iter()
         .enumerate()
@@ -85,7 +112,7 @@ pub(super) fn draw_runs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
         if let Some(e) = &r.error {
             text.push_str(&format!(" · {e}"));
         }
-        let style = if i == v.selected {
+        let style = if i == selected {
             selected_style(color)
         } else {
             Style::new()
@@ -94,29 +121,24 @@ pub(super) fn draw_runs_view(frame: &mut Frame<'_>, area: Rect, app: &App) {
         buf.set_style(Rect::new(area.x, y, area.width, 1), style);
         buf.set_stringn(area.x, y, format::fit(&text, w), w, style);
     }
-    if let (true, Some(r)) = (v.open, v.selected_run()) {
-        let y0 = area.y + 2 + table_h as u16;
-        let h = (area.y + area.height - 1).saturating_sub(y0) as usize;
-        if h > 0 {
-            buf.set_stringn(
-                area.x,
-                y0,
-                format!("── last lines of run {} ", r.run),
-                w,
-                dim(color),
-            );
-            let lines = &r.last_lines[r.last_lines.len().saturating_sub(h - 1)..];
-            for (k, l) in lines.iter().enumerate() {
-                buf.set_line(area.x, y0 + 1 + k as u16, &Line::raw(l.clone()), area.width);
-            }
-        }
+}
+
+/// The run's last output lines from row `y0` down to the key line.
+fn draw_run_lines(buf: &mut Buffer, area: Rect, r: &RunRecord, y0: u16, color: bool) {
+    let w = area.width as usize;
+    let h = (area.y + area.height - 1).saturating_sub(y0) as usize;
+    if h == 0 {
+        return;
     }
-    let keys = footer(
-        app,
-        key_hints(
-            &[("Esc", "back"), ("↑↓", "select"), ("Enter", "last lines")],
-            color,
-        ),
+    buf.set_stringn(
+        area.x,
+        y0,
+        format!("── last lines of run {} ", r.run),
+        w,
+        dim(color),
     );
-    buf.set_line(area.x, area.y + area.height - 1, &keys, area.width);
+    let lines = &r.last_lines[r.last_lines.len().saturating_sub(h - 1)..];
+    for (k, l) in lines.iter().enumerate() {
+        buf.set_line(area.x, y0 + 1 + k as u16, &Line::raw(l.clone()), area.width);
+    }
 }
