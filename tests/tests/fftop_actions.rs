@@ -2,7 +2,8 @@
 //! private tmux server against a real wrapperd running real ffmpeg (lavfi testsrc into mp4
 //! files named by their start time, `RESTART` unset). `n` at a stop prompt does nothing; `r`
 //! then `y` restarts the encode: a new run (number + 1, a new ffmpeg pid) and the previous run's
-//! mp4 complete; the logs view (`l`) finds a line with `/`.
+//! mp4 complete; the logs view (`l`) finds a line with `/`; the runs view (`R`) shows the
+//! ended run.
 //!
 //! Every wait is for something on the screen or in the status, with a deadline.
 
@@ -145,6 +146,19 @@ fn under_tmux_n_does_nothing_y_restarts_and_the_logs_view_finds_a_line() {
     let dur =
         probe_duration(&files[0]).unwrap_or_else(|| panic!("{} incomplete", files[0].display()));
     assert!(dur >= 1.0, "{}: {dur} s", files[0].display());
+
+    // The runs view shows the ended run with its reason; Enter, its last lines.
+    tmux.keys(&["R"]);
+    let reason: String = runs[0].reason.chars().take(30).collect();
+    tmux.wait_screen(T, "the runs view", |s| {
+        s.contains("runs of cam-act")
+            && s.lines()
+                .any(|l| l.trim_start().starts_with("1 ") && l.contains(&reason))
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen(T, "the run's last lines", |s| {
+        s.contains("last lines of run 1")
+    });
 }
 
 trait Runs {
