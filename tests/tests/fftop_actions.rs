@@ -161,6 +161,54 @@ fn under_tmux_n_does_nothing_y_restarts_and_the_logs_view_finds_a_line() {
     });
 }
 
+/// `API_READ_ONLY=true`: `r`, `y` shows the refusal, and after that 403 the actions are gone.
+#[test]
+fn under_tmux_a_403_shows_the_refusal_and_hides_the_actions() {
+    if !have_tmux() {
+        eprintln!("skipped: no tmux");
+        return;
+    }
+    let wd = named_wd("cam-ro");
+    let d = wd
+        .wrapperd()
+        .env("API_READ_ONLY", "true")
+        .args([
+            "-hide_banner",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25",
+        ])
+        .args(["-c:v", "mpeg4", "-f", "null", "-"])
+        .spawn();
+    d.wait_api();
+    let cmd = format!(
+        "TERM=xterm-256color '{}' --interval 0.5 '{}'; exec sleep 600",
+        bin("fftop").display(),
+        wd.path.display()
+    );
+    let tmux = Tmux::start(120, 30, &cmd);
+    tmux.wait_screen(T, "the row", |s| {
+        s.contains("cam-ro") && s.contains("q quit")
+    });
+    tmux.keys(&["r"]);
+    tmux.wait_screen(T, "the prompt", |s| s.contains("restart cam-ro? y/N"));
+    tmux.keys(&["y"]);
+    tmux.wait_screen(T, "the refusal", |s| {
+        s.contains("restart cam-ro: refused (403: ")
+    });
+    tmux.keys(&["?"]);
+    let s = tmux.wait_screen(T, "the help", |s| s.contains(" keys "));
+    assert!(!s.contains("restart the encode"), "{s}");
+    tmux.keys(&["q"]);
+    tmux.keys(&["r"]);
+    tmux.keys(&["l"]);
+    let s = tmux.wait_screen(T, "the logs view", |s| s.contains("logs of cam-ro"));
+    assert!(!s.contains("y/N"), "no prompt after the 403: {s}");
+    assert!(d.status().exit.is_none());
+}
+
 trait Runs {
     fn client_runs(&self) -> Vec<shared::api::RunRecord>;
 }
