@@ -131,6 +131,16 @@ mod tests {
     }
 
     #[test]
+    fn read_only_is_a_flag() {
+        assert!(
+            Cli::try_parse_from(["fftop", "--read-only"])
+                .unwrap()
+                .read_only
+        );
+        assert!(!Cli::try_parse_from(["fftop"]).unwrap().read_only);
+    }
+
+    #[test]
     fn scan_alone_means_no_default_target() {
         let cli = Cli::try_parse_from(["fftop", "--scan", "/srv"]).unwrap();
         assert!(cli.explicit_targets().is_empty());

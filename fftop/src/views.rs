@@ -24,6 +24,15 @@ impl App {
                 let page = self.logs_page();
                 self.logs.as_mut().map(|v| v.on_key(key, page))
             }
+            View::Runs if key.code == KeyCode::Char('R') => {
+                // Again: reload.
+                if let Some(v) = self.runs.as_ref() {
+                    self.outbox.push(Request::Runs {
+                        target: v.target.clone(),
+                    });
+                }
+                Some(Outcome::Changed)
+            }
             View::Runs => self.runs.as_mut().map(|v| v.on_key(key)),
             View::List | View::Detail => return self.on_action_key(key),
         };

@@ -258,6 +258,9 @@ fn runs_view_asks_runs_and_enter_opens_a_run() {
     });
     let v = app.runs.as_ref().unwrap();
     assert_eq!(v.selected_run().unwrap().run, 2, "newest first");
+    app.outbox.clear();
+    key(&mut app, KeyCode::Char('R'));
+    assert_eq!(app.outbox.len(), 1, "R again reloads");
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Enter);
     assert!(app.runs.as_ref().unwrap().open);
