@@ -19,44 +19,7 @@ use crate::history::History;
 /// Seconds of rate history kept per target (and asked from `/series` on connect).
 pub const HISTORY_SECONDS: u64 = 300;
 
-/// How the target rows are ordered; `s` cycles through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    /// By name, A to Z.
-    Name,
-    /// Worst first: down and unauthorized, failing, stalled, exited, stopping and restarting,
-    /// connecting, warming up, ok (exited encodes whose API is gone after every live row, as
-    /// always).
-    Health,
-    /// Lowest current fps first (where trouble shows), unknown last.
-    Fps,
-    /// Lowest current speed first, unknown last.
-    Speed,
-    /// Shortest uptime first (recent restarts on top).
-    Uptime,
-}
-
-impl SortKey {
-    pub fn next(self) -> SortKey {
-        match self {
-            SortKey::Name => SortKey::Health,
-            SortKey::Health => SortKey::Fps,
-            SortKey::Fps => SortKey::Speed,
-            SortKey::Speed => SortKey::Uptime,
-            SortKey::Uptime => SortKey::Name,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            SortKey::Name => "name",
-            SortKey::Health => "health",
-            SortKey::Fps => "fps",
-            SortKey::Speed => "speed",
-            SortKey::Uptime => "uptime",
-        }
-    }
-}
+pub use crate::sort::SortKey;
 
 /// Which screen is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +28,10 @@ pub enum View {
     List,
     /// The selected target's charts, command, pids and log lines.
     Detail,
+    /// A target's output lines full screen (`l`).
+    Logs,
+    /// A target's runs (`R`).
+    Runs,
 }
 
 /// Whether fftop can reach a target.
@@ -124,6 +91,8 @@ pub struct TargetState {
     pub aggregator: bool,
     /// The aggregator this encode was found behind.
     pub parent: Option<Target>,
+    /// It answered `403` to a control request: its actions are hidden.
+    pub control_forbidden: bool,
 }
 
 impl TargetState {
@@ -141,6 +110,7 @@ impl TargetState {
             metrics: None,
             aggregator: false,
             parent: None,
+            control_forbidden: false,
         }
     }
 
@@ -283,6 +253,20 @@ pub struct App {
     pub filed: BTreeSet<Target>,
     /// Counts changes of the target set, so the loops restart pollers only when it changed.
     pub targets_gen: u64,
+    /// `--read-only`: no actions.
+    pub read_only: bool,
+    /// An action waiting for `y`.
+    pub confirm: Option<crate::actions::Confirm>,
+    /// An action's result, shown in the footer for a few seconds.
+    pub notice: Option<crate::actions::Notice>,
+    /// Requests for the terminal loop to send (each on its own task).
+    pub outbox: Vec<crate::actions::Request>,
+    /// The logs view, while open.
+    pub logs: Option<crate::logs::LogsView>,
+    /// The runs view, while open.
+    pub runs: Option<crate::runs::RunsView>,
+    /// The terminal's height, for the logs view's pages.
+    pub screen_rows: u16,
 }
 
 impl App {
@@ -306,6 +290,13 @@ impl App {
             scanned: BTreeSet::new(),
             filed: BTreeSet::new(),
             targets_gen: 0,
+            read_only: false,
+            confirm: None,
+            notice: None,
+            outbox: Vec::new(),
+            logs: None,
+            runs: None,
+            screen_rows: 24,
         };
         for t in explicit {
             app.targets
@@ -381,8 +372,21 @@ impl App {
     pub fn detail_target(&self) -> Option<&Target> {
         match self.view {
             View::Detail => self.selected.as_ref(),
-            View::List => None,
+            View::Logs => self.logs.as_ref().map(|v| &v.target),
+            View::List | View::Runs => None,
         }
+    }
+
+    /// Whose output lines the pollers fetch, and how many.
+    pub fn watched(&self) -> Option<crate::poll::Watched> {
+        let lines = match self.view {
+            View::Logs => crate::logs::LOAD_LINES,
+            _ => crate::poll::LOG_LINES,
+        };
+        self.detail_target().map(|t| crate::poll::Watched {
+            target: t.clone(),
+            lines,
+        })
     }
 
     /// Keeps the selection on a visible target: the same one if it is still shown, else the row
@@ -427,13 +431,23 @@ impl App {
     pub fn update(&mut self, event: Event) {
         match event {
             Event::Key(key) => self.on_key(key),
-            Event::Resize(..) => self.dirty = true,
+            Event::Resize(_, rows) => {
+                self.screen_rows = rows;
+                self.dirty = true;
+            }
             Event::Tick { now_ms } => {
                 if now_ms / 1000 != self.now_ms / 1000 {
                     self.dirty = true;
                 }
                 self.now_ms = now_ms;
+                self.expire_notice();
             }
+            Event::Control {
+                target,
+                what,
+                result,
+            } => self.on_control_done(target, what, result),
+            Event::Runs { target, result } => self.on_runs(target, result),
             Event::Poll { target, result } => self.on_poll(target, result),
             Event::Scan(found) => self.on_scan(found),
             Event::TerminalGone(why) => self.quit = Some(Quit::TerminalGone(why)),
@@ -469,6 +483,9 @@ impl App {
                     self.dirty = true;
                 }
                 if let Some(logs) = sample.logs {
+                    if let Some(v) = self.logs.as_mut().filter(|v| v.target == target) {
+                        self.dirty |= v.merge(&logs);
+                    }
                     if logs != t.logs {
                         t.logs = logs;
                         self.dirty = true;
@@ -542,6 +559,10 @@ impl App {
             _ => {}
         }
         self.dirty = true;
+        if self.confirm.is_some() {
+            self.on_confirm_key(key);
+            return;
+        }
         if self.help {
             // Any key closes the help.
             self.help = false;
@@ -562,6 +583,9 @@ impl App {
                 _ => {}
             }
             self.fix_selection(old_index);
+            return;
+        }
+        if self.on_view_key(key) {
             return;
         }
         match key.code {

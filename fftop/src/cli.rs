@@ -43,6 +43,10 @@ pub struct Cli {
     #[arg(long)]
     pub no_color: bool,
 
+    /// No actions: the stop and restart keys do nothing and the help does not list them.
+    #[arg(long)]
+    pub read_only: bool,
+
     /// Targets one per line (`#` comments), read again when the file changes.
     #[arg(long, value_name = "FILE")]
     pub targets_file: Option<PathBuf>,
@@ -124,6 +128,16 @@ mod tests {
         assert!(Cli::try_parse_from(["fftop", "--once", "--serve", "127.0.0.1:1"]).is_err());
         let cli = Cli::try_parse_from(["fftop", "--targets-file", "/x"]).unwrap();
         assert!(cli.explicit_targets().is_empty(), "the file names them");
+    }
+
+    #[test]
+    fn read_only_is_a_flag() {
+        assert!(
+            Cli::try_parse_from(["fftop", "--read-only"])
+                .unwrap()
+                .read_only
+        );
+        assert!(!Cli::try_parse_from(["fftop"]).unwrap().read_only);
     }
 
     #[test]

@@ -34,6 +34,22 @@ pub enum Event {
     },
     /// The targets listed in `--targets-file` right now (sent when the file changes).
     TargetsFile(BTreeSet<Target>),
+    /// A control request's answer (`POST /stop`, `POST /restart`).
+    Control {
+        /// To whom it was sent.
+        target: Target,
+        /// Which.
+        what: shared::client::ControlAction,
+        /// Accepted, or why not.
+        result: Result<(), crate::actions::Failure>,
+    },
+    /// `/runs`' answer for the runs view (oldest first), or why there is none.
+    Runs {
+        /// Whose.
+        target: Target,
+        /// The runs.
+        result: Result<Vec<shared::api::RunRecord>, String>,
+    },
     /// A target's `/metrics` text (only `--serve` asks for it), `None` when it did not answer.
     Metrics {
         /// Whose metrics.

@@ -22,22 +22,27 @@
 //! - [`serve`]: `--serve HOST:PORT`, the headless aggregator (SPEC §13).
 //! - [`targets_file`]: `--targets-file FILE`, re-read when it changes.
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod event;
 pub mod exited;
 pub mod format;
 pub mod history;
+pub mod logs;
 pub mod once;
 pub mod poll;
+pub mod runs;
 pub mod scan;
 pub mod serve;
+pub mod sort;
 pub mod sources;
 pub mod targets_file;
 pub mod term;
 pub mod timeline;
 pub mod tui;
 pub mod ui;
+mod views;
 
 #[cfg(test)]
 mod app_tests;
@@ -45,6 +50,8 @@ mod app_tests;
 mod testutil;
 #[cfg(test)]
 mod ui_tests;
+#[cfg(test)]
+mod views_tests;
 
 use std::time::Duration;
 

@@ -22,6 +22,25 @@ use crate::event::{Event, PollAnswer, PollResult, RemoteChild};
 /// Output lines fetched for the detail view.
 pub const LOG_LINES: usize = 60;
 
+/// Whose output lines the pollers fetch (the detail or logs view is open), and how many to load
+/// first; afterwards a poller asks for at most [`FOLLOW_LINES`](crate::logs::FOLLOW_LINES).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    /// The target.
+    pub target: Target,
+    /// Lines to load when the view opens.
+    pub lines: usize,
+}
+
+/// How many lines to ask for: `lines` the first time, fewer when following.
+fn lines_to_ask(w: &Watched, loaded: bool) -> usize {
+    if loaded {
+        w.lines.min(crate::logs::FOLLOW_LINES)
+    } else {
+        w.lines
+    }
+}
+
 /// How every poller behaves.
 #[derive(Debug, Clone)]
 pub struct PollConfig {
@@ -77,6 +96,8 @@ struct Session {
     last_event: Option<u64>,
     /// The target is an aggregator: ask `/targets`, not `/status`.
     aggregator: bool,
+    /// The watched lines were loaded since the view opened (now only the newest are asked).
+    logs_loaded: bool,
 }
 
 /// Polls `target` until the task is aborted, sending each result as an [`Event::Poll`] (or,
@@ -86,13 +107,16 @@ pub async fn run(
     target: Target,
     cfg: PollConfig,
     tx: mpsc::Sender<Event>,
-    mut detail: watch::Receiver<Option<Target>>,
+    mut detail: watch::Receiver<Option<Watched>>,
 ) {
     let mut session = Session::default();
     let mut failures = 0u32;
     let mut client: Option<Client> = None;
     loop {
-        let want_logs = detail.borrow_and_update().as_ref() == Some(&target);
+        let watched = detail.borrow_and_update().clone();
+        let want_logs = watched
+            .filter(|w| w.target == target)
+            .map(|w| lines_to_ask(&w, session.logs_loaded));
         if client.is_none() {
             client = Client::new(target.clone(), cfg.token.clone(), cfg.timeout).ok();
         }
@@ -136,6 +160,7 @@ pub async fn run(
                 if changed.is_err() {
                     return;
                 }
+                session.logs_loaded = false;
             }
         }
     }
@@ -147,7 +172,7 @@ pub async fn once(target: Target, token: Option<String>, timeout: Duration) -> V
     cfg.timeout = timeout;
     cfg.series = false;
     match Client::new(target.clone(), cfg.token.clone(), timeout) {
-        Ok(c) => round(&c, &mut Session::default(), false, &cfg).await,
+        Ok(c) => round(&c, &mut Session::default(), None, &cfg).await,
         Err(e) => vec![Event::Poll {
             target,
             result: PollResult::Down {
@@ -162,7 +187,7 @@ pub async fn once(target: Target, token: Option<String>, timeout: Duration) -> V
 async fn round(
     client: &Client,
     session: &mut Session,
-    want_logs: bool,
+    want_logs: Option<usize>,
     cfg: &PollConfig,
 ) -> Vec<Event> {
     let target = client.target().clone();
@@ -254,7 +279,7 @@ pub async fn remote_children(client: &Client, timeout: Duration) -> Option<Vec<R
 async fn poll_once(
     client: &Client,
     session: &mut Session,
-    want_logs: bool,
+    want_logs: Option<usize>,
     cfg: &PollConfig,
 ) -> Result<PollAnswer, ClientError> {
     let timeout = cfg.timeout;
@@ -294,15 +319,17 @@ async fn poll_once(
         session.last_t = Some(last);
     }
 
-    let logs = if want_logs {
-        match tokio::time::timeout(timeout, client.last_stdout(LOG_LINES)).await {
-            Ok(Ok(lines)) => Some(lines),
+    let logs = match want_logs {
+        Some(count) => match tokio::time::timeout(timeout, client.last_stdout(count)).await {
+            Ok(Ok(lines)) => {
+                session.logs_loaded = true;
+                Some(lines)
+            }
             _ => None,
-        }
-    } else {
-        None
+        },
+        None => None,
     };
-    let events = if want_logs {
+    let events = if want_logs.is_some() {
         crate::timeline::fetch(client, &mut session.last_event, timeout).await
     } else {
         session.last_event = None;
@@ -425,7 +452,11 @@ mod live_tests {
             }
             other => panic!("{other:?}"),
         }
-        dtx.send(Some(target.clone())).unwrap();
+        dtx.send(Some(Watched {
+            target: target.clone(),
+            lines: LOG_LINES,
+        }))
+        .unwrap();
         let mut got_logs = false;
         for _ in 0..5 {
             if let PollResult::Up(s) = next_poll(&mut rx).await {

@@ -14,16 +14,17 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures::StreamExt;
-use shared::client::Target;
+use shared::client::{ClientError, Target};
 use shared::timefmt::now_ms;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::actions::{Failure, Request};
 use crate::app::{App, Quit};
 use crate::cli::Cli;
 use crate::event::Event;
-use crate::poll::{self, PollConfig};
+use crate::poll::{self, PollConfig, Watched};
 use crate::{scan, term};
 
 /// Runs until the user quits; the exit code is 0 for a quit, 1 when the terminal went away.
@@ -32,11 +33,15 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
         bail!("standard output is not a terminal (use --once for a plain table)");
     }
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
-    let (detail_tx, detail_rx) = watch::channel::<Option<Target>>(None);
+    let (detail_tx, detail_rx) = watch::channel::<Option<Watched>>(None);
     let cfg = PollConfig::new(cli.interval, cli.token.clone());
     let mut app = App::new(cli.explicit_targets(), cli.interval, cli.color(), now_ms());
+    app.read_only = cli.read_only;
 
     let (guard, mut terminal) = term::Guard::enter().context("cannot set up the terminal")?;
+    if let Ok(size) = terminal.size() {
+        app.update(Event::Resize(size.width, size.height));
+    }
     let mut tasks = vec![
         tokio::spawn(read_input(tx.clone())),
         tokio::spawn(tick(tx.clone())),
@@ -64,7 +69,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
             synced_gen = Some(app.targets_gen);
             sync_pollers(&app, &mut pollers, &cfg, &tx, &detail_rx);
         }
-        let detail = app.detail_target().cloned();
+        send_outbox(&mut app, &cfg, &tx);
+        let detail = app.watched();
         detail_tx.send_if_modified(|d| {
             let changed = *d != detail;
             *d = detail;
@@ -110,7 +116,7 @@ fn sync_pollers(
     pollers: &mut BTreeMap<Target, JoinHandle<()>>,
     cfg: &PollConfig,
     tx: &mpsc::Sender<Event>,
-    detail: &watch::Receiver<Option<Target>>,
+    detail: &watch::Receiver<Option<Watched>>,
 ) {
     pollers.retain(|t, h| {
         let keep = app.targets.contains_key(t);
@@ -130,6 +136,76 @@ fn sync_pollers(
             pollers.insert(t.clone(), h);
         }
     }
+}
+
+/// Starts a task for each request the app queued.
+fn send_outbox(app: &mut App, cfg: &PollConfig, tx: &mpsc::Sender<Event>) {
+    for req in std::mem::take(&mut app.outbox) {
+        tokio::spawn(send_request(req, cfg.clone(), tx.clone()));
+    }
+}
+
+/// Sends one request of the app's outbox and reports the answer as an event (never blocks the
+/// loop: it runs on its own task, bounded by the request timeout).
+async fn send_request(req: Request, cfg: PollConfig, tx: mpsc::Sender<Event>) {
+    let target = match &req {
+        Request::Control { target, .. } | Request::Runs { target } => target.clone(),
+    };
+    let client = shared::client::Client::new(target.clone(), cfg.token.clone(), cfg.timeout);
+    let ev = match req {
+        Request::Control { what, .. } => {
+            let result = match &client {
+                Ok(c) => c.control(what).await,
+                Err(e) => Err(shared::client::ClientError::Build(e.to_string())),
+            };
+            let result = result.map_err(|e| match e {
+                ClientError::Refused { status, reason, .. } => Failure {
+                    status: Some(status),
+                    reason,
+                },
+                e => Failure {
+                    status: e.status(),
+                    reason: e.to_string(),
+                },
+            });
+            Event::Control {
+                target,
+                what,
+                result,
+            }
+        }
+        Request::Runs { .. } => {
+            let result = match &client {
+                Ok(c) => c.runs(crate::runs::RUNS_COUNT).await,
+                Err(e) => Err(shared::client::ClientError::Build(e.to_string())),
+            };
+            let result = match result {
+                Err(ClientError::Connect(e)) => runs_from_files(&target).await.ok_or(e),
+                r => r.map_err(|e| e.to_string()),
+            };
+            Event::Runs { target, result }
+        }
+    };
+    let _ = tx.send(ev).await;
+}
+
+/// An exited encode's runs, from its work directory's `status/runs.jsonl` (no API to ask).
+async fn runs_from_files(target: &Target) -> Option<Vec<shared::api::RunRecord>> {
+    let Target::Unix(sock) = target else {
+        return None;
+    };
+    let dir = crate::exited::workdir_of(sock)?;
+    let values = tokio::task::spawn_blocking(move || {
+        crate::exited::read_runs(&dir, crate::runs::RUNS_COUNT)
+    })
+    .await
+    .ok()??;
+    Some(
+        values
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+    )
 }
 
 /// Keys and resizes; the end or a failure of the input means the terminal is gone.

@@ -278,7 +278,12 @@ fn columns_drop_by_priority() {
     assert_eq!(at80.len(), 9, "everything fits in 80 columns: {at80:?}");
     assert!(!at80.contains(&Col::Restarts), "no restarts, no column");
     // Once a target restarted: it fits in 80 columns, and goes first when narrower.
-    let with = |w| columns(w, true, true).iter().map(|(c, _)| *c).collect::<Vec<_>>();
+    let with = |w| {
+        columns(w, true, true)
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(with(80).len(), 10);
     assert_eq!(with(80)[8], Col::Restarts);
     assert_eq!(with(78), at80);

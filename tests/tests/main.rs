@@ -18,6 +18,7 @@ mod config;
 mod deploy;
 mod events;
 mod fftop;
+mod fftop_actions;
 mod fftop_fleet;
 mod grace;
 mod logs;

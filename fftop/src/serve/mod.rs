@@ -101,7 +101,7 @@ async fn apply_events(
     mut rx: mpsc::Receiver<Event>,
 ) {
     // Nobody opens a detail view here: no poller fetches log lines.
-    let (_detail_tx, detail_rx) = watch::channel::<Option<Target>>(None);
+    let (_detail_tx, detail_rx) = watch::channel::<Option<poll::Watched>>(None);
     let mut pollers: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
     let mut synced_gen: Option<u64> = None;
     loop {

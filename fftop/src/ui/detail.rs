@@ -53,9 +53,18 @@ pub(super) fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if logs_a.height >= 2 {
         draw_logs(frame, logs_a, t, app);
     }
-    let keys = key_hints(
-        &[("Esc", "back"), ("↑↓", "other target"), ("?", "help")],
-        color,
+    let keys = super::footer(
+        app,
+        key_hints(
+            &[
+                ("Esc", "back"),
+                ("↑↓", "other target"),
+                ("l", "logs"),
+                ("R", "runs"),
+                ("?", "help"),
+            ],
+            color,
+        ),
     );
     frame
         .buffer_mut()

@@ -325,9 +325,11 @@ fn draw_rows(buf: &mut Buffer, area: Rect, app: &App, cols: &[(Col, u16)]) {
     }
 }
 
-/// The key line: the filter being typed, or the keys of the list.
+/// The key line: the filter being typed, a confirmation or result, or the keys of the list.
 fn list_keys(app: &App) -> Line<'static> {
-    if app.filter_editing {
+    if app.confirm.is_some() || (app.notice.is_some() && !app.filter_editing) {
+        super::footer(app, Line::default())
+    } else if app.filter_editing {
         Line::from(vec![
             Span::styled(
                 format!("/{}▏", app.filter),

@@ -19,6 +19,8 @@ use crate::history::Point;
 
 mod detail;
 mod list;
+mod logs;
+mod runs;
 mod timeline;
 
 use detail::draw_detail;
@@ -39,6 +41,8 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     match app.view {
         View::List => draw_list(frame.buffer_mut(), area, app),
         View::Detail => draw_detail(frame, area, app),
+        View::Logs => logs::draw_logs_view(frame, area, app),
+        View::Runs => runs::draw_runs_view(frame, area, app),
     }
     if app.help {
         draw_help(frame, area, app);
@@ -154,11 +158,26 @@ fn key_hints(keys: &[(&str, &str)], color: bool) -> Line<'static> {
     Line::from(spans)
 }
 
+/// The key line, unless a confirmation is asked or an action's result is fresh: then that.
+fn footer(app: &App, keys: Line<'static>) -> Line<'static> {
+    match app.footer_message() {
+        Some(msg) => {
+            let style = if app.color {
+                Style::new().fg(Color::Black).bg(Color::Yellow)
+            } else {
+                Style::new().add_modifier(Modifier::REVERSED)
+            };
+            Line::from(Span::styled(msg, style.add_modifier(Modifier::BOLD)))
+        }
+        None => keys,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Help
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let keys = [
+    let mut keys = vec![
         ("q", "back, or quit from the list"),
         ("Esc", "back, clear the filter (never quits)"),
         ("↑ ↓, j k", "select a target"),
@@ -166,9 +185,15 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ("/", "filter by name (Enter keep, Esc clear)"),
         ("s", "sort: name, health, fps, speed, uptime"),
         ("x", "hide or show exited encodes"),
-        ("Ctrl-L", "repaint the screen"),
-        ("?", "this help (any key closes it)"),
+        ("l", "logs: / search, n N next, f follow"),
+        ("R", "runs (Enter: a run's last lines)"),
     ];
+    if app.can_act_on_selected() {
+        keys.push(("r", "restart the encode (asks y/N)"));
+        keys.push(("S", "stop the encode (asks y/N)"));
+    }
+    keys.push(("Ctrl-L", "repaint the screen"));
+    keys.push(("?", "this help (any key closes it)"));
     let w = area.width.min(56);
     let h = area.height.min(keys.len() as u16 + 2);
     let rect = Rect::new(
