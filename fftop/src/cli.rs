@@ -13,13 +13,14 @@ use shared::client::Target;
 #[command(name = "fftop", version = shared::VERSION, about, long_about = None)]
 pub struct Cli {
     /// Targets: a work directory (uses its api.sock), a socket path, HOST:PORT or
-    /// http://HOST:PORT. Default (with no --scan either): $WORKDIR, else /tmp/ff_wrapper.
+    /// http://HOST:PORT. Default (with no --scan and no --targets-file either): $WORKDIR, else
+    /// /tmp/ff_wrapper.
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
     /// Watch every directory directly under DIR that holds an api.sock, or the files of an
-    /// exited encode (repeatable); targets appear as encodes start and go with their
-    /// directories.
+    /// exited encode (repeatable); targets appear as encodes start, stay as exited rows when
+    /// their wrapperd ends, and go with their directories.
     #[arg(long, value_name = "DIR")]
     pub scan: Vec<PathBuf>,
 
