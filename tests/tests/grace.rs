@@ -59,6 +59,19 @@ fn wrapperd(
 /// Waits until the source has sent its frames and ffmpeg has reported most of them (its
 /// progress comes every 0.5 s while packets flow, so the last ones may go unreported).
 fn wait_all_frames(source: &Source, wd: &Wd) {
+    // ...and ffmpeg is blocked on the hung input, not still busy with the last frames (under a
+    // heavy load it can be, and then it simply finishes on the SIGINT): ffmpeg 5 has gone
+    // silent (its newest block is older than 0.6 s), newer ones repeat the same frame until
+    // health says `stalled`.
+    let blocked = |s: &serde_json::Value| {
+        let silent = s["progress"]["at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| {
+                chrono::Utc::now().signed_duration_since(t) > chrono::Duration::milliseconds(600)
+            });
+        silent || s["health"] == "stalled"
+    };
     assert!(
         wait_until(Duration::from_secs(20), || {
             source.frames_sent() >= FRAMES
@@ -66,6 +79,7 @@ fn wait_all_frames(source: &Source, wd: &Wd) {
                     s["progress"]["frame"]
                         .as_u64()
                         .is_some_and(|f| f >= FRAMES as u64 - 15)
+                        && blocked(&s)
                 })
         }),
         "frames not encoded: {:?}\n{}",
