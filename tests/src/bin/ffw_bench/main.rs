@@ -28,6 +28,7 @@ mod client;
 mod encode;
 mod events;
 mod fftop;
+mod fftop_fleet;
 mod grace;
 mod many;
 mod procs;
@@ -48,6 +49,7 @@ use crate::child::child_main;
 use crate::encode::{m1_overhead, m2_realtime};
 use crate::events::m13_events;
 use crate::fftop::m9_fftop;
+use crate::fftop_fleet::m16_fftop_fleet;
 use crate::grace::m11_grace;
 use crate::many::m8_many;
 use crate::procs::Bins;
@@ -226,6 +228,7 @@ fn main() {
         (12, "restarts"),
         (13, "events"),
         (15, "fftop --serve"),
+        (16, "fftop on 2 aggregators"),
     ];
     for (n, name) in steps {
         let run36 = n == 3 && (want(3) || want(6));
@@ -250,6 +253,7 @@ fn main() {
             12 => m12_restarts(&c, &mut rep),
             13 => m13_events(&c, &mut rep),
             15 => m15_serve(&c, &mut rep),
+            16 => m16_fftop_fleet(&c, &mut rep),
             _ => {}
         }
     }
