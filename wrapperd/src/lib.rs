@@ -5,9 +5,11 @@
 //! - [`config`]: one table of the environment variables (struct, parsing, defaults, `--help`,
 //!   `status/` values), checked before anything starts.
 //! - [`workdir`]: the work directory, its lock and the `status/` files.
-//! - [`supervisor`]: `setup` (lock, logs, API, FIFO, spawn), `phase` (the loop over ffmpeg's
-//!   life: `Running`, then `Stopping { cause, asked_at, killed }`), `child` (spawn, reap),
-//!   `status` (status.json on change), and the exit.
+//! - [`supervisor`]: `setup` (once: lock, logs, run history, API, FIFO; per run: the spawn),
+//!   `phase` (the loop over one ffmpeg's life: `Running`, then `Stopping { cause, asked_at,
+//!   killed }`), `restart` (the restart policy, pure), `between` (the wait between runs),
+//!   `child` (spawn, reap), `status` (status.json on change), and the exit.
+//! - [`runs`]: `status/runs.jsonl` (one record per ended run) and ffmpeg's last words.
 //! - [`output`]: splits ffmpeg's stdout/stderr into lines and `-progress` into blocks.
 //! - [`ring`]: the in-memory rings, lines stored inline in reused 64 KiB blocks.
 //! - [`state`]: [`state::Daemon`], what all tasks share, behind methods.
@@ -16,7 +18,7 @@
 //! - [`logging`]: wrapperd's own log (stderr and `wrapperd.log`).
 //! - [`rates`], [`manager`]: current rates and the rules that stop a failing encode (pure).
 //! - [`rss`]: samples ffmpeg's resident memory for the manager (`FFMPEG_MAX_RSS_MB`).
-//! - [`api`]: the HTTP API: `listener`, `io`, `routes`, `format`, `metrics`.
+//! - [`api`]: the HTTP API: `listener`, `io`, `routes`, `auth`, `control`, `format`, `metrics`.
 //! - [`signals`]: what each signal to wrapperd means.
 //! - [`notify`]: systemd's notify protocol (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`).
 //! - [`events`]: the event bus and its consumers: `GET /events`, `EVENT_HOOK`, `WEBHOOK_URL`.

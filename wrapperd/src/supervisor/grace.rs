@@ -3,7 +3,7 @@
 //! read blocked on a hung source returns end-of-file and ffmpeg finishes its outputs.
 //!
 //! Done at most once per stop, never with a grace of 0 or after `SIGKILL`. What was done is
-//! logged with numbers and goes into the exit reason ([`Outcome::inputs_note`]); a refusal is
+//! logged with numbers and goes into the exit reason ([`super::phase::Outcome::inputs_note`]); a refusal is
 //! one warning saying what to grant, and the stop goes on as before (`STOP_TIMEOUT`, `SIGKILL`).
 
 use tokio::time::Instant;

@@ -1,13 +1,17 @@
-//! Runs ffmpeg and decides how wrapperd ends (SPEC §1, §5 "Stopping ffmpeg", §7).
+//! Runs ffmpeg, run after run, and decides how wrapperd ends (SPEC §1, §5 "Stopping ffmpeg",
+//! §7, §10).
 //!
-//! [`run`] has three phases, each its own function:
-//! - [`setup::setup`] sets everything up in the order the contract needs and spawns ffmpeg
-//!   ([`setup::Running`]);
+//! [`run`] sets up once and then loops over runs, each step its own function:
+//! - [`setup::prepare`] sets up what lasts across runs in the order the contract needs (lock,
+//!   logs, `runs.jsonl`, API, FIFO, signals); [`setup::Life::spawn`] opens the FIFO and spawns
+//!   each run's ffmpeg;
 //! - [`phase::Supervisor::supervise`] owns ffmpeg until it has been reaped, as watchexec's
 //!   supervisor does: ffmpeg's life is a [`phase::Phase`] carrying its data, and the process and
 //!   signal sides are traits, so the loop has unit tests;
-//! - [`Parts::finish`] drains ffmpeg's last output, records the exit (SPEC §7's table,
-//!   [`phase::judge`]), stops the API and the tasks and flushes the logs.
+//! - `run_once` drains the run's last output and records it (SPEC §7's table, [`phase::judge`],
+//!   ffmpeg's last words, `runs.jsonl`); `decide` asks the restart policy ([`restart`], pure)
+//!   what follows; `wait_to_restart` waits out the delay ([`between`]);
+//! - [`Parts::finish`] records the exit, stops the API and the tasks and flushes the logs.
 //!
 //! Reading ffmpeg's output happens in other tasks ([`crate::output`]), which never wait on the
 //! loop. [`child`] spawns, signals and reaps ffmpeg (as tini does, every child that ends is
