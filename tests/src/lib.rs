@@ -12,11 +12,13 @@
 //! - [`http`]: raw HTTP/1.1 requests, below the API client (also used by `ffw-bench`).
 //! - [`hung_source`]: a raw-video source that hangs with its connection open (SPEC §9).
 //! - [`procfs`]: what `/proc` says about a process (alive, children, RSS, descriptors, CPU).
+//! - [`tmux`]: a private tmux server, for driving fftop as a user would.
 
 pub mod events;
 pub mod http;
 pub mod hung_source;
 pub mod procfs;
+pub mod tmux;
 
 pub use procfs::{children_of, fd_count, proc_status, process_gone, rss_kb};
 

@@ -5,11 +5,12 @@
 //! Every wait is for something to appear on the screen or in a status, with a deadline.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
+use tests::tmux::Tmux;
 use tests::*;
 
 /// fftop's poll interval in the interactive test.
@@ -67,88 +68,6 @@ fn kill_hard(d: &mut Daemon) {
 /// Single-quotes a string for `sh`.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// A private tmux server (its own socket in its own temporary directory, no user config)
-/// holding one session `S` of a fixed size. Dropping it kills the server and everything in it,
-/// also when a test panics.
-struct Tmux {
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    /// Runs `shell_cmd` in a detached `width`×`height` session.
-    fn start(width: u16, height: u16, shell_cmd: &str) -> Tmux {
-        let dir = tempfile::Builder::new()
-            .prefix("ffw-tmux-")
-            .tempdir()
-            .expect("tempdir");
-        let tmux = Tmux { dir };
-        let o = tmux.run(&[
-            "new-session",
-            "-d",
-            "-x",
-            &width.to_string(),
-            "-y",
-            &height.to_string(),
-            "-s",
-            "S",
-            shell_cmd,
-        ]);
-        assert!(
-            o.status.success(),
-            "tmux new-session: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-f", "/dev/null", "-S"])
-            .arg(self.dir.path().join("sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("tmux (is it installed? scripts/test installs it)")
-    }
-
-    /// The visible screen as text.
-    fn screen(&self) -> String {
-        let o = self.run(&["capture-pane", "-p", "-t", "S"]);
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// A tmux format (`#{...}`) of the pane.
-    fn display(&self, format: &str) -> String {
-        let o = self.run(&["display-message", "-p", "-t", "S", format]);
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "S"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
-    }
-
-    /// Waits until `f` holds for the screen; panics with the last screen after `timeout`.
-    fn wait_screen(&self, timeout: Duration, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        if wait_until(timeout, || {
-            last = self.screen();
-            f(&last)
-        }) {
-            last
-        } else {
-            panic!("{what}: not on screen within {timeout:?}; the screen:\n{last}")
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
 }
 
 /// The screen line of the table row for `name` (`None` when there is none).

@@ -8,9 +8,9 @@
 //! Every wait is for something on the screen or in the status, with a deadline.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use tests::tmux::{have_tmux, Tmux};
 use tests::*;
 
 const T: Duration = Duration::from_secs(20);
@@ -218,85 +218,4 @@ impl Runs for Daemon {
     fn client_runs(&self) -> Vec<shared::api::RunRecord> {
         block_on(self.client().runs(100)).expect("/runs")
     }
-}
-
-/// A private tmux server with one session `S` running a command; killed on drop.
-struct Tmux {
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    fn start(width: u16, height: u16, shell_cmd: &str) -> Tmux {
-        let dir = tempfile::Builder::new()
-            .prefix("ffw-tmux-")
-            .tempdir()
-            .unwrap();
-        let t = Tmux { dir };
-        let (w, h) = (width.to_string(), height.to_string());
-        let args = [
-            "new-session",
-            "-d",
-            "-x",
-            &w,
-            "-y",
-            &h,
-            "-s",
-            "S",
-            shell_cmd,
-        ];
-        let o = t.run(&args);
-        assert!(
-            o.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-f", "/dev/null", "-S"])
-            .arg(self.dir.path().join("sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("tmux")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "S"]).stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "S"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success());
-    }
-
-    fn wait_screen(&self, timeout: Duration, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        if wait_until(timeout, || {
-            last = self.screen();
-            f(&last)
-        }) {
-            last
-        } else {
-            panic!("{what}: not on screen within {timeout:?}:\n{last}")
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
-fn have_tmux() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }

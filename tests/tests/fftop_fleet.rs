@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use tests::http::{code_and_body, raw, tcp};
+use tests::tmux::{have_tmux, Tmux};
 use tests::*;
 
 /// A directory to scan, holding work directories by name.
@@ -474,86 +475,6 @@ fn under_tmux_encodes_behind_an_aggregator_are_rows_with_a_detail() {
     tmux.wait_screen(Duration::from_secs(10), "the remote detail", |s| {
         s.contains(&format!(" {name} ")) && s.contains("newest output") && s.contains("frame=")
     });
-}
-
-/// A private tmux server with one session `S` running a command; killed on drop.
-struct Tmux {
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    fn start(width: u16, height: u16, shell_cmd: &str) -> Tmux {
-        let dir = tempfile::Builder::new()
-            .prefix("ffw-tmux-")
-            .tempdir()
-            .unwrap();
-        let t = Tmux { dir };
-        let (w, h) = (width.to_string(), height.to_string());
-        let o = t.run(&[
-            "new-session",
-            "-d",
-            "-x",
-            &w,
-            "-y",
-            &h,
-            "-s",
-            "S",
-            shell_cmd,
-        ]);
-        assert!(
-            o.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-f", "/dev/null", "-S"])
-            .arg(self.dir.path().join("sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("tmux")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "S"]).stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "S"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success());
-    }
-
-    fn wait_screen(&self, timeout: Duration, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        if wait_until(timeout, || {
-            last = self.screen();
-            f(&last)
-        }) {
-            last
-        } else {
-            panic!("{what}: not on screen within {timeout:?}:\n{last}")
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
-fn have_tmux() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]
