@@ -64,11 +64,12 @@ fn spawn_aggregator(fftop: &Path, addr: SocketAddr, scan: &Path) -> Child {
     cmd.spawn().expect("spawn fftop --serve")
 }
 
-/// Interactive fftop on `addrs` in a 120x40 pty: the child, the master (for `q`), the reader
-/// thread and its running count of bytes read from the master.
-fn spawn_interactive(
+/// Interactive fftop with `args` (and `--interval 1`) in a 120x40 pty, as a terminal would run
+/// it: the child, the master (for `q`), the reader thread and its running count of bytes read
+/// from the master. Measurements 9 and 16.
+pub(crate) fn spawn_interactive(
     fftop: &Path,
-    addrs: &[SocketAddr],
+    args: &[String],
 ) -> (Child, fs::File, std::thread::JoinHandle<()>, Arc<AtomicU64>) {
     let ws = nix::pty::Winsize {
         ws_row: 40,
@@ -79,7 +80,7 @@ fn spawn_interactive(
     let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
     let slave = pty.slave;
     let mut cmd = Command::new(fftop);
-    cmd.args(addrs.iter().map(|a| a.to_string()))
+    cmd.args(args)
         .args(["--interval", "1"])
         .env("TERM", "xterm-256color")
         .env_remove("NO_COLOR")
@@ -112,7 +113,7 @@ fn spawn_interactive(
 }
 
 /// One window of `secs`: fftop's CPU (% of a core) and bytes per second to the terminal.
-fn window(pid: u32, bytes: &AtomicU64, secs: f64) -> (f64, f64) {
+pub(crate) fn window(pid: u32, bytes: &AtomicU64, secs: f64) -> (f64, f64) {
     let (b0, c0, t0) = (
         bytes.load(Ordering::Relaxed),
         cpu_secs(pid).unwrap_or(f64::NAN),
@@ -157,7 +158,10 @@ pub(crate) fn m16_fftop_fleet(c: &Ctx, rep: &mut Report) {
     let all_up = wait_for(30.0, || {
         addrs.iter().filter_map(|a| up_count(*a)).sum::<usize>() == answering
     });
-    let (mut child, mut master_w, reader, bytes) = spawn_interactive(&c.bins.fftop, &addrs);
+    let (mut child, mut master_w, reader, bytes) = spawn_interactive(
+        &c.bins.fftop,
+        &addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    );
     let pid = child.id();
     sleep(3.0);
     let first = bytes.load(Ordering::Relaxed);
