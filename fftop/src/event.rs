@@ -64,9 +64,10 @@ pub enum Event {
 pub struct RemoteChild {
     /// Its address: the aggregator's URL with `/t/<name>` appended.
     pub target: Target,
-    /// `host/encode`.
-    pub name: String,
-    /// What the aggregator last knew of it.
+    /// Its name on the aggregator (the row is named `host/encode` from it).
+    pub encode: String,
+    /// What the aggregator last knew of it (a status answer carries one rate point, made from
+    /// its rates when the aggregator polled it, and the `/series` history the first time).
     pub result: PollResult,
 }
 

@@ -7,11 +7,13 @@
 //! `--scan` directory) exits 1: nothing is running, which is not healthy.
 //!
 //! JSON shape: one object per target, sorted by name. An answering target's object is its
-//! `/status` with `"target"` (the address) and `"name"` added; a target that does not answer is
+//! `/status` with `"target"` (the address), `"name"` and `"seen_ms"` (when it answered, Unix
+//! ms) added; a target that does not answer is
 //! `{"target": .., "name": .., "health": "down", "error": ".."}` (`"unauthorized"` for a
 //! `401`); an exited encode's is its `status/status.json` with `last_run` from `runs.jsonl`,
 //! `"ended_ms"` (when it ended, Unix ms) and health `exited`. A `HOST:PORT` target that is an
-//! aggregator (`fftop --serve`) is replaced by its encodes, named `host:port/encode`; they sort
+//! aggregator (`fftop --serve`) is replaced by its encodes, named `host/encode` (`host:port/encode`
+//! when two aggregators share a host); they sort
 //! after the live rows only when exited, like every row.
 
 use std::time::Duration;
@@ -185,6 +187,9 @@ pub fn json_of_one(t: &TargetState) -> Value {
             (Conn::Up, Some(status)) => {
                 if let Ok(Value::Object(fields)) = serde_json::to_value(status) {
                     obj.extend(fields);
+                }
+                if let Some(seen) = t.last_seen_ms {
+                    obj.insert("seen_ms".into(), json!(seen));
                 }
             }
             (Conn::Exited { ended_ms }, Some(status)) => {

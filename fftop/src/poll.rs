@@ -9,6 +9,7 @@
 //! failure the next try backs off (doubling, up to 5 s or the interval if longer), so a dead
 //! target is cheap yet recovers by itself.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use shared::api::{SeriesPoint, Status};
@@ -96,6 +97,8 @@ struct Session {
     last_event: Option<u64>,
     /// The target is an aggregator: ask `/targets`, not `/status`.
     aggregator: bool,
+    /// The aggregator's encodes whose `/series` history was loaded (while they stay up).
+    histories: BTreeSet<Target>,
     /// The watched lines were loaded since the view opened (now only the newest are asked).
     logs_loaded: bool,
 }
@@ -192,7 +195,7 @@ async fn round(
 ) -> Vec<Event> {
     let target = client.target().clone();
     if session.aggregator {
-        if let Some(children) = remote_children(client, cfg.timeout).await {
+        if let Some(children) = remote_round(client, session, cfg).await {
             return vec![Event::Remote {
                 parent: target,
                 children,
@@ -204,13 +207,14 @@ async fn round(
         Ok(sample) => PollResult::Up(Box::new(sample)),
         Err(ClientError::Status { status: 404, .. }) if matches!(target, Target::Tcp(_)) => {
             // Not a wrapperd: an aggregator (fftop --serve) answers /targets.
-            if let Some(children) = remote_children(client, cfg.timeout).await {
-                session.aggregator = true;
+            session.aggregator = true;
+            if let Some(children) = remote_round(client, session, cfg).await {
                 return vec![Event::Remote {
                     parent: target,
                     children,
                 }];
             }
+            session.aggregator = false;
             failure(
                 &target,
                 "HTTP 404 for /status (not a wrapperd)".into(),
@@ -275,6 +279,64 @@ pub async fn remote_children(client: &Client, timeout: Duration) -> Option<Vec<R
     crate::sources::children_from_json(client.target(), &v, now_ms())
 }
 
+/// One round of an aggregator: its `/targets`, plus the `/series` history of each encode that
+/// is new or back up (all at once, each bounded by the timeout), so its graph is full from the
+/// first frame; afterwards its points come from `/targets` alone.
+async fn remote_round(
+    client: &Client,
+    session: &mut Session,
+    cfg: &PollConfig,
+) -> Option<Vec<RemoteChild>> {
+    let mut children = remote_children(client, cfg.timeout).await?;
+    let up = |c: &RemoteChild| matches!(c.result, PollResult::Up(_));
+    session
+        .histories
+        .retain(|t| children.iter().any(|c| &c.target == t && up(c)));
+    if !cfg.series {
+        return Some(children);
+    }
+    let Target::Tcp(base) = client.target() else {
+        return Some(children);
+    };
+    let loads = children
+        .iter_mut()
+        .filter(|c| up(c) && !session.histories.contains(&c.target))
+        .filter_map(|c| {
+            let Target::Tcp(url) = &c.target else {
+                return None;
+            };
+            let path = format!(
+                "{}/series?seconds={HISTORY_SECONDS}",
+                url.strip_prefix(base.as_str())?
+            );
+            Some(async move {
+                let got = tokio::time::timeout(
+                    cfg.timeout,
+                    client.get_json::<shared::api::Series>(&path),
+                )
+                .await;
+                (c, got)
+            })
+        });
+    for (c, got) in futures::future::join_all(loads).await {
+        let (Ok(Ok(series)), PollResult::Up(answer)) = (got, &mut c.result) else {
+            continue;
+        };
+        let newest = series.points.iter().map(|p| p.t).max();
+        let mut points = series.points;
+        // The status's point follows the history, when it is newer.
+        points.extend(
+            answer
+                .points
+                .drain(..)
+                .filter(|p| newest.is_none_or(|n| p.t > n)),
+        );
+        answer.points = points;
+        session.histories.insert(c.target.clone());
+    }
+    Some(children)
+}
+
 /// One round: `/status` (must succeed), then rate points and log lines (best effort).
 async fn poll_once(
     client: &Client,
@@ -312,7 +374,8 @@ async fn poll_once(
         }
     }
     if session.series_broken && cfg.series {
-        points.push(local_point(&status, at_ms, session.last_t));
+        let t = session.last_t.map_or(at_ms, |l| at_ms.max(l + 1));
+        points.push(point_of(&status, t));
     }
     points.retain(|p| session.last_t.is_none_or(|last| p.t > last));
     if let Some(last) = points.iter().map(|p| p.t).max() {
@@ -345,11 +408,12 @@ async fn poll_once(
     })
 }
 
-/// A rate point made from a status, for a wrapperd that has no `/series`.
-fn local_point(status: &Status, at_ms: i64, last_t: Option<i64>) -> SeriesPoint {
+/// A rate point at `t` made from a status (for a wrapperd that has no `/series`, and for the
+/// encodes behind an aggregator, whose `/targets` carries statuses).
+pub(crate) fn point_of(status: &Status, t: i64) -> SeriesPoint {
     let progress = status.progress.as_ref();
     SeriesPoint {
-        t: last_t.map_or(at_ms, |l| at_ms.max(l + 1)),
+        t,
         fps: status.rates.fps.or(progress.and_then(|p| p.fps)),
         speed: status.rates.speed.or(progress.and_then(|p| p.speed)),
         bitrate_kbps: progress.and_then(|p| p.bitrate_kbps),
@@ -415,7 +479,7 @@ mod tests {
 #[cfg(test)]
 mod live_tests {
     use super::*;
-    use crate::testutil::{fake_wrapperd, status, temp_dir};
+    use crate::testutil::{fake_aggregator, fake_wrapperd, status, temp_dir};
     use shared::api::Health;
 
     async fn next_poll(rx: &mut mpsc::Receiver<Event>) -> PollResult {
@@ -498,5 +562,56 @@ mod live_tests {
         task.abort();
         server.abort();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_aggregator_costs_one_request_a_round_after_the_histories() {
+        let (url, paths) = fake_aggregator(&["a", "b"]).await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let (_dtx, drx) = watch::channel(None);
+        let task = tokio::spawn(run(
+            Target::Tcp(url),
+            PollConfig::new(Duration::from_millis(100), None),
+            tx,
+            drx,
+        ));
+        let mut rounds = Vec::new();
+        while rounds.len() < 4 {
+            match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+                Ok(Some(Event::Remote { children, .. })) => rounds.push(children),
+                other => panic!("expected the aggregator's encodes, got {other:?}"),
+            }
+        }
+        task.abort();
+        let points = |c: &RemoteChild| match &c.result {
+            PollResult::Up(a) => a.points.len(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(rounds[0].len(), 2);
+        assert!(
+            rounds[0].iter().all(|c| points(c) == 11),
+            "history (10) and the status's point"
+        );
+        for r in &rounds[1..] {
+            assert!(r.iter().all(|c| points(c) == 1), "one point a round");
+        }
+        let paths = paths.lock().unwrap().clone();
+        let mut first: Vec<&str> = paths[..4].iter().map(String::as_str).collect();
+        first[2..].sort();
+        let series = format!("series?seconds={HISTORY_SECONDS}");
+        assert_eq!(
+            first,
+            [
+                "/status",
+                "/targets",
+                &format!("/t/a/{series}"),
+                &format!("/t/b/{series}")
+            ]
+        );
+        assert!(
+            paths[4..].iter().all(|p| p == "/targets"),
+            "then only /targets: {paths:?}"
+        );
+        assert!(paths.len() >= 7, "{paths:?}");
     }
 }

@@ -3,8 +3,13 @@
 //!
 //! A target stays while one source still names it (explicit targets always stay); an
 //! aggregator's encodes stay while it is a target and its last `/targets` lists them. An encode
-//! behind an aggregator is a `HOST:PORT` target of its own whose URL ends in `/t/<name>`, so its
-//! poller reaches it through the aggregator's read-only pass-through with the same client.
+//! behind an aggregator is a `HOST:PORT` target of its own whose URL ends in `/t/<name>`.
+//!
+//! Those encodes are kept current by their aggregator's one `/targets` answer per interval
+//! (status, and a rate point from its rates); none has a poller of its own, so watching 100
+//! encodes on two hosts costs two requests a second, not two hundred. Only the encode whose
+//! detail, logs or runs are open gets its own poller (through the aggregator's read-only
+//! pass-through), for its output lines and events; while it has one, `/targets` leaves it alone.
 
 use std::collections::BTreeSet;
 
@@ -40,9 +45,37 @@ fn encode_path_segment(s: &str) -> String {
     out
 }
 
-/// The row name of encode `name` behind `parent`: `host:port/encode`.
-pub fn child_name(parent: &Target, name: &str) -> String {
-    format!("{}/{name}", parent.name())
+/// `HOST:PORT` of a TCP target's URL (`None` for a socket).
+fn host_port(t: &Target) -> Option<(&str, &str)> {
+    let Target::Tcp(url) = t else { return None };
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    Some(match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, p),
+        _ => (authority, ""),
+    })
+}
+
+/// The row name of encode `encode` behind `parent`: `host/encode` (SPEC §13), or
+/// `host:port/encode` when another aggregator among `others` is on the same host (two
+/// aggregators of one machine must not give two rows one name).
+pub fn child_name<'a>(
+    parent: &Target,
+    encode: &str,
+    others: impl IntoIterator<Item = &'a Target>,
+) -> String {
+    let Some((host, port)) = host_port(parent) else {
+        return format!("{}/{encode}", parent.name());
+    };
+    let shared_host = others
+        .into_iter()
+        .filter(|o| *o != parent)
+        .any(|o| host_port(o).is_some_and(|(h, _)| h == host));
+    if shared_host && !port.is_empty() {
+        format!("{host}:{port}/{encode}")
+    } else {
+        format!("{host}/{encode}")
+    }
 }
 
 /// An aggregator's `/targets` (the `--once --json` shape) as its encodes; `None` when it is
@@ -59,7 +92,7 @@ pub fn children_from_json(parent: &Target, v: &Value, now_ms: i64) -> Option<Vec
         };
         out.push(RemoteChild {
             target,
-            name: child_name(parent, name),
+            encode: name.to_string(),
             result: result_from_json(item, now_ms),
         });
     }
@@ -100,13 +133,21 @@ fn result_from_json(item: &Value, now_ms: i64) -> PollResult {
             status,
             ended_ms,
         })),
-        None => PollResult::Up(Box::new(PollAnswer {
-            events: Vec::new(),
-            status,
-            points: Vec::new(),
-            logs: None,
-            at_ms: now_ms,
-        })),
+        None => {
+            // When the aggregator last heard from it (its clock: the encode's host's).
+            let seen_ms = item
+                .get("seen_ms")
+                .and_then(Value::as_i64)
+                .unwrap_or(now_ms);
+            let points = vec![crate::poll::point_of(&status, seen_ms)];
+            PollResult::Up(Box::new(PollAnswer {
+                events: Vec::new(),
+                status,
+                points,
+                logs: None,
+                at_ms: seen_ms,
+            }))
+        }
     }
 }
 
@@ -153,7 +194,8 @@ impl App {
     }
 
     /// An aggregator's `/targets`: its encodes become rows (named `host/encode`), the
-    /// aggregator itself stops being one.
+    /// aggregator itself stops being one. Each row takes what the aggregator says of it, unless
+    /// it is the row being watched (that one has its own poller).
     pub(crate) fn on_remote(&mut self, parent: Target, children: Vec<RemoteChild>) {
         let old_index = self.selected_index();
         let Some(p) = self.targets.get_mut(&parent) else {
@@ -174,7 +216,15 @@ impl App {
         for t in &gone {
             self.remove_target(t);
         }
+        let aggregators: Vec<Target> = self
+            .targets
+            .values()
+            .filter(|t| t.aggregator)
+            .map(|t| t.target.clone())
+            .collect();
+        let watched = self.watched().map(|w| w.target);
         for c in children {
+            let name = child_name(&parent, &c.encode, &aggregators);
             // A name on the command line as well keeps its own row; the two are the same encode.
             let fresh = !self.targets.contains_key(&c.target);
             if fresh {
@@ -185,22 +235,32 @@ impl App {
                 s.parent = Some(parent.clone());
                 s
             });
-            if st.name != c.name && st.parent.is_some() {
-                st.name = c.name.clone();
-            }
-            // The encode's own poller keeps it current; the aggregator's view fills it at first.
-            if fresh || st.conn == Conn::Connecting {
+            if st.name != name && st.parent.is_some() {
+                st.name = name;
                 self.dirty = true;
+            }
+            let own_poller = st.parent.is_none() || watched.as_ref() == Some(&c.target);
+            if fresh || !own_poller {
                 self.on_poll(c.target, c.result);
             }
         }
         self.fix_selection(old_index);
+    }
+
+    /// Whether `t` needs a poller of its own: every target but the encodes behind an
+    /// aggregator, which only while watched (their aggregator's `/targets` feeds the rest).
+    pub fn needs_poller(&self, t: &TargetState) -> bool {
+        t.parent.is_none() || self.watched().is_some_and(|w| w.target == t.target)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::View;
+    use crate::testutil::{status, NOW};
+    use shared::api::Health;
+    use std::time::Duration;
 
     #[test]
     fn children_are_reached_through_the_aggregator() {
@@ -209,7 +269,71 @@ mod tests {
             child_target(&agg, "cam 1"),
             Some(Target::Tcp("http://10.0.0.5:9300/t/cam%201".into()))
         );
-        assert_eq!(child_name(&agg, "cam1"), "10.0.0.5:9300/cam1");
         assert_eq!(child_target(&Target::Unix("/x/api.sock".into()), "a"), None);
+    }
+
+    #[test]
+    fn rows_are_named_host_slash_encode_with_the_port_only_when_a_host_has_two() {
+        let a = Target::Tcp("http://10.0.0.5:9300".into());
+        let b = Target::Tcp("http://10.0.0.6:9300".into());
+        let a2 = Target::Tcp("http://10.0.0.5:9301".into());
+        let v6 = Target::Tcp("http://[::1]:9300".into());
+        assert_eq!(child_name(&a, "cam1", [&a, &b]), "10.0.0.5/cam1");
+        assert_eq!(child_name(&b, "cam1", [&a, &b]), "10.0.0.6/cam1");
+        assert_eq!(child_name(&a, "cam1", [&a, &a2]), "10.0.0.5:9300/cam1");
+        assert_eq!(child_name(&a2, "cam1", [&a, &a2]), "10.0.0.5:9301/cam1");
+        assert_eq!(child_name(&v6, "cam1", [&v6, &a]), "[::1]/cam1");
+        let host_only = Target::Tcp("http://agg.example".into());
+        assert_eq!(child_name(&host_only, "c", [&host_only]), "agg.example/c");
+    }
+
+    /// `/targets` of one aggregator with one encode `cam1` at `fps`, polled at `seen_ms`.
+    fn targets_json(fps: f64, seen_ms: i64) -> Value {
+        let mut v = serde_json::to_value(status(Health::Ok, Some(fps), Some(1.0))).unwrap();
+        v["name"] = "cam1".into();
+        v["target"] = "/srv/enc/cam1/api.sock".into();
+        v["seen_ms"] = seen_ms.into();
+        Value::Array(vec![v])
+    }
+
+    #[test]
+    fn the_aggregators_answer_keeps_its_rows_current_unless_one_is_watched() {
+        let agg = Target::Tcp("http://10.0.0.5:9300".into());
+        let mut app = App::new(vec![agg.clone()], Duration::from_secs(1), false, NOW);
+        let feed = |app: &mut App, fps: f64, seen: i64| {
+            let children = children_from_json(&agg, &targets_json(fps, seen), NOW).unwrap();
+            app.on_remote(agg.clone(), children);
+        };
+        feed(&mut app, 25.0, NOW - 2000);
+        let child = child_target(&agg, "cam1").unwrap();
+        let row = &app.targets[&child];
+        assert_eq!(row.name, "10.0.0.5/cam1");
+        assert_eq!(row.fps(), Some(25.0));
+        assert!(
+            !app.needs_poller(row),
+            "fed by /targets, no poller of its own"
+        );
+        assert!(app.needs_poller(&app.targets[&agg]));
+        feed(&mut app, 12.5, NOW - 1000);
+        let row = &app.targets[&child];
+        assert_eq!(row.fps(), Some(12.5), "every round, not only the first");
+        assert_eq!(row.last_seen_ms, Some(NOW - 1000));
+        assert_eq!(row.history.points().len(), 2, "a rate point per round");
+        feed(&mut app, 12.5, NOW - 1000);
+        assert_eq!(
+            app.targets[&child].history.points().len(),
+            2,
+            "same poll, same point"
+        );
+
+        // Watched: its own poller feeds it; /targets leaves it alone.
+        app.selected = Some(child.clone());
+        app.view = View::Detail;
+        assert!(app.needs_poller(&app.targets[&child]));
+        feed(&mut app, 3.0, NOW);
+        assert_eq!(app.targets[&child].fps(), Some(12.5));
+        app.view = View::List;
+        feed(&mut app, 3.0, NOW);
+        assert_eq!(app.targets[&child].fps(), Some(3.0));
     }
 }

@@ -356,3 +356,69 @@ pub fn exited_app(color: bool) -> App {
     app.dirty = false;
     app
 }
+
+/// A stand-in aggregator (`fftop --serve`) on 127.0.0.1: `/status` is `404`, `/targets` lists
+/// `encodes` (each `ok` at 25 fps, polled just now) and `/t/<encode>/series` has 10 points of
+/// the last 5 s. Returns its URL and every request's path, in order.
+pub async fn fake_aggregator(
+    encodes: &'static [&'static str],
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req);
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                seen.lock().unwrap().push(path.clone());
+                let now = shared::timefmt::now_ms();
+                let (code, body) = if path == "/targets" {
+                    let items: Vec<serde_json::Value> = encodes
+                        .iter()
+                        .map(|e| {
+                            let mut v =
+                                serde_json::to_value(status(Health::Ok, Some(25.0), Some(1.0)))
+                                    .unwrap();
+                            v["name"] = (*e).into();
+                            v["seen_ms"] = now.into();
+                            v
+                        })
+                        .collect();
+                    ("200 OK", serde_json::to_string(&items).unwrap())
+                } else if path.starts_with("/t/") && path.contains("/series") {
+                    let pts: Vec<SeriesPoint> = (0..10)
+                        .map(|i| SeriesPoint {
+                            t: now - 5_000 + i * 500,
+                            fps: Some(25.0),
+                            speed: Some(1.0),
+                            bitrate_kbps: None,
+                        })
+                        .collect();
+                    let series = shared::api::Series { points: pts };
+                    ("200 OK", serde_json::to_string(&series).unwrap())
+                } else {
+                    ("404 Not Found", "no such path".to_string())
+                };
+                let resp = format!(
+                    "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(resp.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (url, paths)
+}

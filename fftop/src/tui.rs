@@ -3,7 +3,8 @@
 //!
 //! Every source runs on its own task and sends [`Event`]s into one channel; the loop applies
 //! them in order (a burst is applied at once, then drawn once). Pollers follow the target set:
-//! one is started for each new target and aborted when its target goes. The loop ends on `q`, on
+//! one is started for each new target and aborted when its target goes (an encode behind an
+//! aggregator has one only while its detail, logs or runs are open). The loop ends on `q`, on
 //! SIGHUP/SIGTERM/SIGINT, and when the terminal is gone (input ends or fails, stdout is no longer
 //! a terminal, a write fails), never spinning on a dead terminal.
 
@@ -63,14 +64,15 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
     let mut pollers: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
 
-    let mut synced_gen: Option<u64> = None;
+    let mut synced: Option<(u64, Option<Target>)> = None;
     let result = loop {
-        if synced_gen != Some(app.targets_gen) {
-            synced_gen = Some(app.targets_gen);
+        let detail = app.watched();
+        let now = (app.targets_gen, detail.as_ref().map(|w| w.target.clone()));
+        if synced.as_ref() != Some(&now) {
+            synced = Some(now);
             sync_pollers(&app, &mut pollers, &cfg, &tx, &detail_rx);
         }
         send_outbox(&mut app, &cfg, &tx);
-        let detail = app.watched();
         detail_tx.send_if_modified(|d| {
             let changed = *d != detail;
             *d = detail;
@@ -110,7 +112,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Starts a poller for each new target and stops those of targets that went away.
+/// Starts a poller for each target that needs one and stops the others (targets that went
+/// away, and an encode behind an aggregator no longer watched).
 fn sync_pollers(
     app: &App,
     pollers: &mut BTreeMap<Target, JoinHandle<()>>,
@@ -119,14 +122,14 @@ fn sync_pollers(
     detail: &watch::Receiver<Option<Watched>>,
 ) {
     pollers.retain(|t, h| {
-        let keep = app.targets.contains_key(t);
+        let keep = app.targets.get(t).is_some_and(|s| app.needs_poller(s));
         if !keep {
             h.abort();
         }
         keep
     });
-    for t in app.targets.keys() {
-        if !pollers.contains_key(t) {
+    for (t, s) in &app.targets {
+        if !pollers.contains_key(t) && app.needs_poller(s) {
             let h = tokio::spawn(poll::run(
                 t.clone(),
                 cfg.clone(),

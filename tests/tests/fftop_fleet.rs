@@ -182,9 +182,9 @@ fn a_401_shows_unauthorized_not_down() {
     assert_eq!(code, 0, "with the token:\n{out}");
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the test binds it right after).
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// A free TCP port on `ip` (bound and released; the test binds it right after).
+fn free_addr(ip: &str) -> SocketAddr {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
     l.local_addr().unwrap()
 }
 
@@ -196,7 +196,12 @@ struct Serve {
 
 impl Serve {
     fn start(extra: &[&str], token: Option<&str>) -> Serve {
-        let addr = free_addr();
+        Serve::start_on("127.0.0.1", extra, token)
+    }
+
+    /// On `ip` (any of 127.0.0.0/8 is this machine: two of them are two hosts).
+    fn start_on(ip: &str, extra: &[&str], token: Option<&str>) -> Serve {
+        let addr = free_addr(ip);
         let mut cmd = Command::new(bin("fftop"));
         cmd.args(["--serve", &addr.to_string(), "--interval", "0.5"])
             .args(extra)
@@ -370,14 +375,15 @@ fn two_aggregators_watched_by_one_fftop() {
     let wds = [a.wd("a1"), a.wd("a2"), b.wd("b1")];
     let _ds: Vec<Daemon> = wds.iter().map(live).collect();
     let _ = manager_stopped(&b.wd("b9-gone"));
-    let sa = Serve::start(&["--scan", a.dir().to_str().unwrap()], None);
-    let sb = Serve::start(&["--scan", b.dir().to_str().unwrap()], None);
+    // Two hosts: 127.0.0.1 and 127.0.0.2 (both this machine).
+    let sa = Serve::start_on("127.0.0.1", &["--scan", a.dir().to_str().unwrap()], None);
+    let sb = Serve::start_on("127.0.0.2", &["--scan", b.dir().to_str().unwrap()], None);
     let (ha, hb) = (sa.addr.to_string(), sb.addr.to_string());
     let want: Vec<String> = vec![
-        format!("{ha}/a1"),
-        format!("{ha}/a2"),
-        format!("{hb}/b1"),
-        format!("{hb}/b9-gone"),
+        "127.0.0.1/a1".to_string(),
+        "127.0.0.1/a2".to_string(),
+        "127.0.0.2/b1".to_string(),
+        "127.0.0.2/b9-gone".to_string(),
     ];
     let health = |arr: &[Value], name: &str| {
         arr.iter()
@@ -465,7 +471,7 @@ fn under_tmux_encodes_behind_an_aggregator_are_rows_with_a_detail() {
         serve.addr
     );
     let tmux = Tmux::start(120, 30, &cmd);
-    let name = format!("{}/r1", serve.addr);
+    let name = "127.0.0.1/r1".to_string();
     tmux.wait_screen(Duration::from_secs(15), "the remote row", |s| {
         s.lines()
             .any(|l| l.contains(&name) && l.contains("warming_up"))

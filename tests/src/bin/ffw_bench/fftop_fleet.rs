@@ -43,9 +43,9 @@ fn up_count(addr: SocketAddr) -> Option<usize> {
     )
 }
 
-/// A free loopback port.
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+/// A free port on loopback address `ip` (127.0.0.1, 127.0.0.2, …: one "host" each).
+fn free_addr(ip: &str) -> SocketAddr {
+    let l = std::net::TcpListener::bind((ip, 0)).expect("a free port");
     l.local_addr().expect("its address")
 }
 
@@ -150,7 +150,7 @@ pub(crate) fn m16_fftop_fleet(c: &Ctx, rep: &mut Report) {
             );
             ds.push(d);
         }
-        let addr = free_addr();
+        let addr = free_addr(&format!("127.0.0.{}", h + 1));
         aggs.push(spawn_aggregator(&c.bins.fftop, addr, &scan));
         addrs.push(addr);
     }
@@ -223,10 +223,10 @@ fn report(
         "fftop on two aggregators of 50 encodes each",
         &format!(
             "{n} wrapperd run the fake ffmpeg `run fps=25`, {PER_HOST} under each of {HOSTS} scan \
-             directories; each directory has its own `fftop --serve 127.0.0.1:PORT --scan DIR \
-             --interval 1` (two hosts on one machine). Once both aggregators' /metrics show every \
-             daemon up, `fftop HOST1:PORT HOST2:PORT --interval 1` runs in a 120x40 pty \
-             (openpty, TERM=xterm-256color, colour on; as measurement 9) whose master is read \
+             directories; each directory has its own `fftop --serve 127.0.0.N:PORT --scan DIR \
+             --interval 1` (N = 1, 2: two hosts on one machine; rows `127.0.0.N/encNN`). Once \
+             both aggregators' /metrics show every daemon up, `fftop HOST1:PORT HOST2:PORT \
+             --interval 1` runs in a 120x40 pty (openpty, TERM=xterm-256color, colour on; as measurement 9) whose master is read \
              continuously. After 3 s (the first full paint), {WINDOWS} windows of {secs:.0} s: \
              fftop's utime + stime from /proc/PID/stat as a percentage of one core, and the \
              bytes read from the master per second (1 KB = 1000 bytes); the medians are \
