@@ -1,14 +1,13 @@
 //! The YAML and JSON deploy files parse and have the fields the README promises: compose's two
 //! encodes on one volume with a stop grace above the stop time and a monitor; the Kubernetes
 //! workload's probes, token Secret, grace period, scrape settings and §9 capability; the five
-//! alerts naming the encode; the dashboard's panels and its encode variable.
+//! alerts naming the encode, once for direct scrapes and once through an aggregator; the
+//! dashboard's panels, its encode variable and its aggregator jobs.
 
 use std::collections::BTreeSet;
 
-use serde_norway::Value;
-
 use super::files::{compose_env, k8s_containers, s, seconds, yaml_docs};
-use super::read;
+use super::{read, AGGREGATOR_JOB};
 
 /// STOP_TIMEOUT + STOP_INPUT_GRACE as `env` sets them (else their defaults): what a stop grace
 /// period must exceed.
@@ -115,29 +114,73 @@ fn kubernetes_probes_token_grace_scrape_and_capability() {
     );
 }
 
+/// The five alerts of each group, by their names less `Ffwrapper`.
+const FIVE: [&str; 5] = ["Stalled", "Failing", "RestartingOften", "Down", "GaveUp"];
+
 #[test]
-fn the_five_alerts_name_the_encode() {
+fn the_five_alerts_for_each_way_of_scraping_name_the_encode() {
     let alerts = &yaml_docs("prometheus/alerts.yml")[0];
-    let rules: Vec<&Value> = alerts["groups"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_sequence().unwrap())
-        .collect();
-    let names: Vec<String> = rules.iter().map(|r| s(&r["alert"])).collect();
-    for want in ["Stalled", "Failing", "RestartingOften", "Down", "GaveUp"] {
-        assert!(
-            names.iter().any(|n| n.ends_with(want)),
-            "no {want} alert in {names:?}"
+    let groups = alerts["groups"].as_sequence().unwrap();
+    let names: Vec<String> = groups.iter().map(|g| s(&g["name"])).collect();
+    assert_eq!(names, ["ff-wrapper", "ff-wrapper-aggregator"]);
+    for g in groups {
+        let aggregated = s(&g["name"]) == "ff-wrapper-aggregator";
+        let rules = g["rules"].as_sequence().unwrap();
+        let alerts: Vec<String> = rules.iter().map(|r| s(&r["alert"])).collect();
+        for want in FIVE {
+            let n = alerts.iter().filter(|n| **n == format!("Ffwrapper{want}"));
+            assert_eq!(n.count(), 1, "one {want} alert in {alerts:?}");
+        }
+        assert_eq!(
+            alerts.iter().any(|n| n == "FfwrapperAggregatorDown"),
+            aggregated,
+            "the aggregator's own alert: {alerts:?}"
         );
-    }
-    for r in &rules {
-        assert!(r["for"].is_string() && r["expr"].is_string(), "{r:?}");
-        let summary = s(&r["annotations"]["summary"]);
-        assert!(
-            summary.contains("$labels.name") || summary.contains("$labels.instance"),
-            "{summary}"
-        );
+        for r in rules {
+            let alert = s(&r["alert"]);
+            assert!(r["for"].is_string() && r["expr"].is_string(), "{r:?}");
+            let scrape = if aggregated { "aggregator" } else { "direct" };
+            assert_eq!(s(&r["labels"]["scrape"]), scrape, "{alert}");
+            assert!(["critical", "warning"].contains(&s(&r["labels"]["severity"]).as_str()));
+            let summary = s(&r["annotations"]["summary"]);
+            let description = s(&r["annotations"]["description"]);
+            let expr = s(&r["expr"]);
+            if aggregated {
+                // Behind an aggregator every alert but its own is about one encode.
+                let encode = alert != "FfwrapperAggregatorDown";
+                assert_eq!(
+                    summary.contains("$labels.name"),
+                    encode,
+                    "{alert}: {summary}"
+                );
+                assert_eq!(description.contains("$labels.name"), encode, "{alert}");
+                assert!(
+                    expr.contains(&format!("job=~\"{AGGREGATOR_JOB}\"")),
+                    "{alert}"
+                );
+            } else {
+                assert!(
+                    summary.contains("$labels.name") || summary.contains("$labels.instance"),
+                    "{summary}"
+                );
+                // The aggregator's series and its `up` are the other group's.
+                assert!(
+                    expr.contains(&format!("job!~\"{AGGREGATOR_JOB}\"")),
+                    "{alert}"
+                );
+            }
+            assert!(description.contains("$labels.instance"), "{alert}");
+        }
+        let down = rules
+            .iter()
+            .find(|r| r["alert"] == "FfwrapperDown")
+            .unwrap();
+        let dead = if aggregated {
+            "ffwrapper_target_up"
+        } else {
+            "up{"
+        };
+        assert!(s(&down["expr"]).starts_with(dead), "{down:?}");
     }
 }
 
@@ -148,20 +191,33 @@ fn the_dashboard_shows_rates_health_restarts_and_lines_per_encode() {
     assert!(vars
         .iter()
         .any(|v| v["name"] == "encode" && v["multi"] == true));
-    let exprs: String = dash["panels"]
+    let agg = vars.iter().find(|v| v["name"] == "aggregator_job");
+    let agg = agg.expect("an aggregator_job constant");
+    assert_eq!(
+        (&agg["type"], &agg["query"]),
+        (&"constant".into(), &AGGREGATOR_JOB.into())
+    );
+    let exprs: Vec<String> = dash["panels"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap())
         .map(|t| t["expr"].as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
+        .collect();
+    for e in exprs.iter().filter(|e| e.contains("ffwrapper_info")) {
+        assert!(
+            e.contains("$aggregator_job"),
+            "per encode behind an aggregator too: {e}"
+        );
+    }
+    let exprs = exprs.join("\n");
     for m in [
         "ffwrapper_fps",
         "ffwrapper_speed",
         "ffwrapper_health",
         "ffwrapper_restarts_total",
         "ffwrapper_log_lines_total",
+        "ffwrapper_target_up",
         "$min_fps",
         "$min_speed",
         "$encode",

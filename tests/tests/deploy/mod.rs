@@ -2,8 +2,11 @@
 //! `GET /livez`, and the shipped files under `deploy/` checked against the code, not by eye.
 //!
 //! - `notify::`: a bound `UnixDatagram` (a path and an abstract name) stands in for systemd.
-//! - `files::`: every variable, metric, probe path and key the deploy files use exists; the YAML
-//!   parses (`manifests::`); the unit passes `systemd-analyze verify` where it exists.
+//! - `files::`: every variable, probe path and key the deploy files use exists; the YAML parses
+//!   (`manifests::`); the unit passes `systemd-analyze verify` where it exists.
+//! - `rules::`: the alert rules and the dashboard against a real wrapperd and a real
+//!   `fftop --serve` in front of it (both ways of scraping, SPEC §13), and `promtool` where it
+//!   is installed; `promql::` reads PromQL for it.
 //! - `container::`: `docker build` where Docker runs; the Dockerfile's runtime stage without
 //!   Docker (wrapperd as PID 1 of a PID namespace, as the image's user, with its environment).
 
@@ -11,11 +14,17 @@ mod container;
 mod files;
 mod manifests;
 mod notify;
+mod promql;
+mod rules;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tests::http;
+
+/// The scrape jobs of `fftop --serve` aggregators, as the alert rules and the dashboard's
+/// `aggregator_job` constant match them; any other job with "ff-wrapper" scrapes a wrapperd.
+const AGGREGATOR_JOB: &str = ".*ff-wrapper-aggregator.*";
 
 /// The repository's `deploy/` directory.
 fn deploy_dir() -> PathBuf {
