@@ -18,6 +18,7 @@ pub mod events;
 pub mod http;
 pub mod hung_source;
 pub mod procfs;
+pub mod serve;
 pub mod tmux;
 
 pub use procfs::{children_of, fd_count, proc_status, process_gone, rss_kb};

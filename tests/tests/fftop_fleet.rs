@@ -6,14 +6,13 @@
 //!
 //! Real wrapperd with the scripted fake ffmpeg; every wait is for a condition, with a deadline.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use tests::http::{code_and_body, raw, tcp};
+use tests::serve::Serve;
 use tests::tmux::{have_tmux, Tmux};
 use tests::*;
 
@@ -180,71 +179,6 @@ fn a_401_shows_unauthorized_not_down() {
     assert_eq!(json_array(&out)[0]["health"], "unauthorized", "{out}");
     let (code, out) = fftop(&["--once", "--token", "tok", &addr]);
     assert_eq!(code, 0, "with the token:\n{out}");
-}
-
-/// A free TCP port on `ip` (bound and released; the test binds it right after).
-fn free_addr(ip: &str) -> SocketAddr {
-    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
-    l.local_addr().unwrap()
-}
-
-/// A running `fftop --serve`, killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Serve {
-    fn start(extra: &[&str], token: Option<&str>) -> Serve {
-        Serve::start_on("127.0.0.1", extra, token)
-    }
-
-    /// On `ip` (any of 127.0.0.0/8 is this machine: two of them are two hosts).
-    fn start_on(ip: &str, extra: &[&str], token: Option<&str>) -> Serve {
-        let addr = free_addr(ip);
-        let mut cmd = Command::new(bin("fftop"));
-        cmd.args(["--serve", &addr.to_string(), "--interval", "0.5"])
-            .args(extra)
-            .env_remove("WORKDIR")
-            .env_remove("API_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(t) = token {
-            cmd.env("API_TOKEN", t);
-        }
-        let child = cmd.spawn().expect("fftop --serve");
-        let s = Serve { child, addr };
-        assert!(
-            wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(
-                s.addr
-            )
-            .is_ok()),
-            "fftop --serve listens"
-        );
-        s
-    }
-
-    /// `METHOD path` with an optional bearer token: code and body.
-    fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n"
-        );
-        let (code, body) = code_and_body(raw(tcp(self.addr), req.as_bytes())).expect("an answer");
-        (code, String::from_utf8_lossy(&body).into_owned())
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.request("GET", path, None)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `ffwrapper_target_up` per name, from a `/metrics` text; every sample must carry `name`.

@@ -8,12 +8,12 @@
 //! that test's series (direct and aggregated at once) without an error.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_norway::Value;
-use tests::{bin, wait_until, Wd};
+use tests::serve::Serve;
+use tests::{wait_until, Wd};
 
 use super::files::{s, yaml_docs};
 use super::promql::{self, Selector, SCRAPE_LABELS};
@@ -123,49 +123,6 @@ fn served(text: &str) -> Served {
     Served { families, labels }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; fftop binds it right after).
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-/// A running `fftop --serve` over one work directory, killed on drop.
-struct Aggregator {
-    /// The fftop process.
-    child: Child,
-    /// Where it serves.
-    addr: SocketAddr,
-}
-
-impl Aggregator {
-    fn start(workdir: &std::path::Path) -> Aggregator {
-        let addr = free_addr();
-        let child = Command::new(bin("fftop"))
-            .args(["--serve", &addr.to_string(), "--interval", "0.5"])
-            .arg(workdir)
-            .env_remove("WORKDIR")
-            .env_remove("API_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fftop --serve");
-        let listens = || std::net::TcpStream::connect(addr).is_ok();
-        assert!(
-            wait_until(Duration::from_secs(10), listens),
-            "fftop --serve listens"
-        );
-        Aggregator { child, addr }
-    }
-}
-
-impl Drop for Aggregator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The checks of one query against what the wrapperd and its aggregator serve.
 fn check(q: &Query, direct: &Served, agg: &Served) {
     let what = &q.what;
@@ -253,7 +210,7 @@ fn the_rules_and_the_dashboard_use_what_a_wrapperd_and_its_aggregator_serve() {
         assert_eq!(labels.contains("name"), info, "{metric}: {labels:?}");
     }
 
-    let aggregator = Aggregator::start(&wd.path);
+    let aggregator = Serve::start(&[wd.path.to_str().unwrap()], None);
     let mut agg = Served::default();
     let want: BTreeSet<String> = direct
         .families
