@@ -5,9 +5,17 @@
 //! fftop polls every target every second (`--serve` polls 100 of them), so the client's own
 //! cost per request is what its CPU use scales with; wrapperd's side is not counted here.
 //!
-//! Run (release, from the workspace root, after `cargo build --release --bins`):
-//! `cargo run --release -p shared --features client --example client_cost -- [N] [unix|tcp] [current|multi]`
-//! Defaults: 5000 requests over the Unix socket on a current-thread runtime (fftop `--serve`'s).
+//! Run from the workspace root (it finds `wrapperd` and `fake-ffmpeg` beside itself, in
+//! `target/release`):
+//!
+//! ```sh
+//! cargo build --release --bins --examples
+//! target/release/examples/client_cost [N] [unix|tcp] [current|multi]
+//! ```
+//!
+//! Defaults: 5000 requests over the Unix socket on a current-thread runtime (fftop `--serve`'s;
+//! `multi` is the interactive fftop's two workers). CPU figures vary with the machine's load:
+//! compare runs taken back to back, and take the median of a few.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -72,6 +80,29 @@ fn wait_target(workdir: &Path, tcp: bool) -> Target {
     }
 }
 
+/// `n` sequential `GET /status` after a warm-up: user and system CPU and wall time per
+/// request, in microseconds.
+async fn measure(client: Client, n: u32) -> (f64, f64, f64) {
+    // Until it answers, then a warm-up (connection, allocator, caches).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.status().await.is_err() {
+        assert!(Instant::now() < deadline, "wrapperd does not answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..200 {
+        client.status().await.expect("GET /status");
+    }
+    let (u0, s0) = cpu();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        client.status().await.expect("GET /status");
+    }
+    let wall = t0.elapsed();
+    let (u1, s1) = cpu();
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n);
+    (per(u1 - u0), per(s1 - s0), per(wall))
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u32 = args.next().map_or(5000, |s| s.parse().expect("N"));
@@ -92,39 +123,22 @@ fn main() {
             .build()
     }
     .expect("runtime");
-    let client = Client::new(target.clone(), None, Duration::from_secs(5)).expect("client");
-    rt.block_on(async {
-        // Until it answers, then a warm-up (connection, allocator, caches).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while client.status().await.is_err() {
-            assert!(Instant::now() < deadline, "wrapperd does not answer");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        for _ in 0..200 {
-            client.status().await.expect("GET /status");
-        }
-        let (u0, s0) = cpu();
-        let t0 = Instant::now();
-        for _ in 0..n {
-            client.status().await.expect("GET /status");
-        }
-        let wall = t0.elapsed();
-        let (u1, s1) = cpu();
-        let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n);
-        let (user, sys) = (per(u1 - u0), per(s1 - s0));
-        println!(
-            "{n} x GET /status over {} ({} runtime): {:.1} us CPU per request \
-             ({user:.1} user + {sys:.1} system), {:.1} us wall",
-            if tcp { "TCP" } else { "the Unix socket" },
-            if multi {
-                "multi-thread"
-            } else {
-                "current-thread"
-            },
-            user + sys,
-            per(wall),
-        );
-    });
+    let client = Client::new(target, None, Duration::from_secs(5)).expect("client");
+    // In a task, as fftop's pollers are (on a worker thread of a multi-thread runtime).
+    let (user, sys, wall) = rt
+        .block_on(rt.spawn(measure(client, n)))
+        .expect("the measuring task");
+    println!(
+        "{n} x GET /status over {} ({} runtime): {:.1} us CPU per request \
+         ({user:.1} user + {sys:.1} system), {wall:.1} us wall",
+        if tcp { "TCP" } else { "the Unix socket" },
+        if multi {
+            "multi-thread"
+        } else {
+            "current-thread"
+        },
+        user + sys,
+    );
     let _ = wd.kill();
     let _ = wd.wait();
     let _ = std::fs::remove_dir_all(&workdir);
