@@ -6,7 +6,7 @@
 //! come back as [`ClientError::Refused`] with the status, so a caller can tell "not allowed"
 //! from "already stopping" from a broken connection.
 //!
-//! Each [`Client`] keeps one keep-alive HTTP/1.1 connection to its wrapperd ([`transport`]),
+//! Each [`Client`] keeps one keep-alive HTTP/1.1 connection to its wrapperd (module `transport`),
 //! shared by its clones, because fftop asks every target every second.
 
 use std::path::{Path, PathBuf};
