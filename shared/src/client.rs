@@ -5,11 +5,23 @@
 //! SPEC §10) are [`Client::stop`] and [`Client::restart`], whose refusals (`401`, `403`, `409`)
 //! come back as [`ClientError::Refused`] with the status, so a caller can tell "not allowed"
 //! from "already stopping" from a broken connection.
+//!
+//! Each [`Client`] keeps one keep-alive HTTP/1.1 connection to its wrapperd (module `transport`),
+//! shared by its clones, because fftop asks every target every second.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+/// The HTTP method of [`Client::request`]: `http::Method`, the same type as `reqwest::Method`
+/// and `warp::http::Method`.
+pub use hyper::Method;
+
 use crate::api::{RunRecord, Series, Status};
+
+mod transport;
+
+use transport::{RawAnswer, Transport};
 
 /// Where a wrapperd's API is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,23 +124,6 @@ impl ClientError {
             _ => None,
         }
     }
-
-    fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {
-        if e.is_timeout() {
-            ClientError::Timeout(timeout)
-        } else if e.is_connect() {
-            // The innermost cause says it best ("No such file or directory", "refused").
-            let mut src: &dyn std::error::Error = &e;
-            while let Some(next) = src.source() {
-                src = next;
-            }
-            ClientError::Connect(src.to_string())
-        } else if e.is_decode() {
-            ClientError::Decode(e.to_string())
-        } else {
-            ClientError::Other(e.to_string())
-        }
-    }
 }
 
 /// A control request (SPEC §10).
@@ -153,51 +148,42 @@ impl ControlAction {
 /// A plain answer: status code, content type and body.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The HTTP status code.
     pub status: u16,
+    /// The `Content-Type` header (empty when there is none).
     pub content_type: String,
+    /// The body as text (invalid UTF-8 replaced by `U+FFFD`).
     pub body: String,
 }
 
-/// A client for one wrapperd.
+/// A client for one wrapperd. Clones share its connection.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
+    /// The keep-alive connection and the headers every request carries.
+    transport: Arc<Transport>,
+    /// The bound of one request, from connecting to the last byte of the body.
     timeout: Duration,
+    /// Where the wrapperd is.
     target: Target,
 }
 
 impl Client {
-    /// A client with a per-request `timeout`; `token` is sent as a bearer token on TCP.
+    /// A client with a per-request `timeout` (connecting, sending and reading the whole
+    /// answer); `token` is sent as a bearer token on TCP. Nothing is connected until the first
+    /// request. [`ClientError::Build`] for a TCP target that is not `http://HOST[:PORT][/PATH]`
+    /// or a token that cannot stand in a header.
     pub fn new(
         target: Target,
         token: Option<String>,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(1)
-            .no_proxy();
-        let (builder, base) = match &target {
-            Target::Unix(p) => (
-                builder.unix_socket(p.as_path()),
-                "http://wrapperd".to_string(),
-            ),
-            Target::Tcp(url) => (builder, url.clone()),
-        };
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
         let token = match target {
             Target::Tcp(_) => token.filter(|t| !t.is_empty()),
             Target::Unix(_) => None,
         };
+        let transport = Transport::new(&target, token.as_deref())?;
         Ok(Client {
-            http,
-            base,
-            token,
+            transport: Arc::new(transport),
             timeout,
             target,
         })
@@ -209,41 +195,28 @@ impl Client {
 
     /// `GET path_and_query`, whatever the status.
     pub async fn get(&self, path_and_query: &str) -> Result<Answer, ClientError> {
-        self.request(reqwest::Method::GET, path_and_query).await
+        self.request(Method::GET, path_and_query).await
     }
 
     /// Any method; for tests of the API's own answers.
     pub async fn request(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path_and_query: &str,
     ) -> Result<Answer, ClientError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.base, path_and_query));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::from_reqwest(e, self.timeout))?;
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| ClientError::from_reqwest(e, self.timeout))?;
+        let raw = self.raw(method, path_and_query).await?;
         Ok(Answer {
-            status,
-            content_type,
-            body,
+            status: raw.status,
+            content_type: raw.content_type,
+            body: into_text(raw.body),
         })
+    }
+
+    /// The answer's bytes, within the timeout.
+    async fn raw(&self, method: Method, path_and_query: &str) -> Result<RawAnswer, ClientError> {
+        tokio::time::timeout(self.timeout, self.transport.send(method, path_and_query))
+            .await
+            .unwrap_or(Err(ClientError::Timeout(self.timeout)))
     }
 
     /// `GET path`, requiring 200, decoded from JSON.
@@ -251,14 +224,14 @@ impl Client {
         &self,
         path: &str,
     ) -> Result<T, ClientError> {
-        let a = self.get(path).await?;
+        let a = self.raw(Method::GET, path).await?;
         if a.status != 200 {
             return Err(ClientError::Status {
                 status: a.status,
-                body: a.body.trim().to_string(),
+                body: into_text(a.body).trim().to_string(),
             });
         }
-        serde_json::from_str(&a.body).map_err(|e| ClientError::Decode(e.to_string()))
+        serde_json::from_slice(&a.body).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     pub async fn status(&self) -> Result<Status, ClientError> {
@@ -287,7 +260,7 @@ impl Client {
     /// `POST /<what>`: `Ok` on `202`; `401`, `403` and `409` are [`ClientError::Refused`].
     pub async fn control(&self, what: ControlAction) -> Result<(), ClientError> {
         let a = self
-            .request(reqwest::Method::POST, &format!("/{}", what.as_str()))
+            .request(Method::POST, &format!("/{}", what.as_str()))
             .await?;
         match a.status {
             202 => Ok(()),
@@ -341,6 +314,14 @@ impl Client {
     pub async fn last_progress(&self, count: usize) -> Result<Vec<(String, String)>, ClientError> {
         self.get_json(&format!("/last_progress?count={count}&json=1"))
             .await
+    }
+}
+
+/// A body as text: as it is when it is UTF-8 (no copy), with `U+FFFD` for what is not.
+fn into_text(body: hyper::body::Bytes) -> String {
+    match String::from_utf8(Vec::from(body)) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! - [`events`]: the events of `GET /events`, `EVENT_HOOK` and `WEBHOOK_URL` (SPEC §11).
 //! - [`progress`]: the parser of ffmpeg's `-progress` blocks, for every ffmpeg from 4.1 on.
 //! - [`client`]: the API client (Unix socket or TCP) used by fftop and the integration tests;
-//!   only with the `client` feature (reqwest), which wrapperd does not enable.
+//!   only with the `client` feature (hyper's client), which wrapperd does not enable.
 //! - [`timefmt`]: the two time formats of the API (local `YYYY-MM-DD HH:MM:SS`, RFC 3339 ms),
 //!   and the per-second local-time cache the log files and the API share.
 
