@@ -272,11 +272,16 @@ pub async fn failure(target: &Target, error: String, refused: bool) -> PollResul
 
 /// An aggregator's encodes from its `/targets`; `None` when it does not answer one.
 pub async fn remote_children(client: &Client, timeout: Duration) -> Option<Vec<RemoteChild>> {
-    let v: serde_json::Value = tokio::time::timeout(timeout, client.get_json("/targets"))
-        .await
-        .ok()?
-        .ok()?;
-    crate::sources::children_from_json(client.target(), &v, now_ms())
+    let items: Vec<Box<serde_json::value::RawValue>> =
+        tokio::time::timeout(timeout, client.get_json("/targets"))
+            .await
+            .ok()?
+            .ok()?;
+    Some(crate::sources::children_from_items(
+        client.target(),
+        &items,
+        now_ms(),
+    ))
 }
 
 /// One round of an aggregator: its `/targets`, plus the `/series` history of each encode that

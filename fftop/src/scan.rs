@@ -27,7 +27,12 @@ fn scan_one(dir: &Path) -> Vec<Target> {
     };
     entries
         .flatten()
-        .filter(|e| e.path().is_dir())
+        // The entry's type comes with the listing; only a symlink needs a look at its target.
+        .filter(|e| match e.file_type() {
+            Ok(t) if t.is_symlink() => e.path().is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => false,
+        })
         .filter(|e| {
             // symlink_metadata: a socket is enough; a dangling symlink named api.sock is not.
             std::fs::symlink_metadata(e.path().join("api.sock")).is_ok()
@@ -93,6 +98,18 @@ mod tests {
         .unwrap();
         assert_eq!(scan(std::slice::from_ref(&root)).len(), 2);
         assert!(scan(&[root.join("missing")]).is_empty());
+        // A symlink to a work directory elsewhere is one too (a symlink to a file is not).
+        let elsewhere = root.with_extension("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("cam9")).unwrap();
+        std::fs::write(elsewhere.join("cam9/api.sock"), b"").unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("cam9"), root.join("cam9")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("cam9/api.sock"), root.join("file")).unwrap();
+        let names: Vec<String> = scan(std::slice::from_ref(&root))
+            .iter()
+            .map(Target::name)
+            .collect();
+        assert_eq!(names, vec!["cam1", "cam2", "cam9"]);
         std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&elsewhere).unwrap();
     }
 }

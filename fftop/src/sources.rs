@@ -13,7 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use shared::api::Status;
 use shared::client::Target;
 
@@ -78,35 +79,54 @@ pub fn child_name<'a>(
     }
 }
 
-/// An aggregator's `/targets` (the `--once --json` shape) as its encodes; `None` when it is
-/// not a JSON array. Objects without a name are skipped.
-pub fn children_from_json(parent: &Target, v: &Value, now_ms: i64) -> Option<Vec<RemoteChild>> {
-    let items = v.as_array()?;
+/// What fftop reads of one object of `/targets` besides the status itself.
+#[derive(Debug, Deserialize)]
+struct Head {
+    /// The encode's name on the aggregator.
+    name: Option<String>,
+    /// Its health word (`down`, `unauthorized`, `exited` or the API's).
+    health: Option<String>,
+    /// Why it is down.
+    error: Option<String>,
+    /// When it ended (exited encodes), Unix ms.
+    ended_ms: Option<i64>,
+    /// When the aggregator last heard from it, Unix ms.
+    seen_ms: Option<i64>,
+}
+
+/// An aggregator's `/targets` (the `--once --json` shape: an array of objects) as its encodes.
+/// Each object is decoded straight into what fftop needs (no JSON tree in between: with a
+/// hundred encodes a second this is most of what a fleet view costs). Objects without a name
+/// are skipped.
+pub fn children_from_items(
+    parent: &Target,
+    items: &[Box<RawValue>],
+    now_ms: i64,
+) -> Vec<RemoteChild> {
     let mut out = Vec::new();
     for item in items {
-        let Some(name) = item.get("name").and_then(Value::as_str) else {
+        let Ok(head) = serde_json::from_str::<Head>(item.get()) else {
             continue;
         };
-        let Some(target) = child_target(parent, name) else {
+        let Some(name) = head.name.clone() else {
+            continue;
+        };
+        let Some(target) = child_target(parent, &name) else {
             continue;
         };
         out.push(RemoteChild {
             target,
-            encode: name.to_string(),
-            result: result_from_json(item, now_ms),
+            encode: name,
+            result: result_from_item(head, item, now_ms),
         });
     }
-    Some(out)
+    out
 }
 
 /// One object of `/targets` back into what a poll would have brought.
-fn result_from_json(item: &Value, now_ms: i64) -> PollResult {
-    let error = item
-        .get("error")
-        .and_then(Value::as_str)
-        .unwrap_or("no answer")
-        .to_string();
-    match item.get("health").and_then(Value::as_str) {
+fn result_from_item(head: Head, item: &RawValue, now_ms: i64) -> PollResult {
+    let error = head.error.unwrap_or_else(|| "no answer".into());
+    match head.health.as_deref() {
         Some("unauthorized") => {
             return PollResult::Unauthorized {
                 error,
@@ -121,13 +141,13 @@ fn result_from_json(item: &Value, now_ms: i64) -> PollResult {
         }
         _ => {}
     }
-    let Ok(status) = serde_json::from_value::<Status>(item.clone()) else {
+    let Ok(status) = serde_json::from_str::<Status>(item.get()) else {
         return PollResult::Down {
             error: "the aggregator's answer for it does not decode".into(),
             at_ms: now_ms,
         };
     };
-    match item.get("ended_ms").and_then(Value::as_i64) {
+    match head.ended_ms {
         Some(ended_ms) => PollResult::Exited(Box::new(ExitedAnswer {
             last_run: status.last_run.clone(),
             status,
@@ -135,10 +155,7 @@ fn result_from_json(item: &Value, now_ms: i64) -> PollResult {
         })),
         None => {
             // When the aggregator last heard from it (its clock: the encode's host's).
-            let seen_ms = item
-                .get("seen_ms")
-                .and_then(Value::as_i64)
-                .unwrap_or(now_ms);
+            let seen_ms = head.seen_ms.unwrap_or(now_ms);
             let points = vec![crate::poll::point_of(&status, seen_ms)];
             PollResult::Up(Box::new(PollAnswer {
                 events: Vec::new(),
@@ -259,6 +276,7 @@ mod tests {
     use super::*;
     use crate::app::View;
     use crate::testutil::{status, NOW};
+    use serde_json::Value;
     use shared::api::Health;
     use std::time::Duration;
 
@@ -301,7 +319,9 @@ mod tests {
         let agg = Target::Tcp("http://10.0.0.5:9300".into());
         let mut app = App::new(vec![agg.clone()], Duration::from_secs(1), false, NOW);
         let feed = |app: &mut App, fps: f64, seen: i64| {
-            let children = children_from_json(&agg, &targets_json(fps, seen), NOW).unwrap();
+            let text = targets_json(fps, seen).to_string();
+            let items: Vec<Box<RawValue>> = serde_json::from_str(&text).unwrap();
+            let children = children_from_items(&agg, &items, NOW);
             app.on_remote(agg.clone(), children);
         };
         feed(&mut app, 25.0, NOW - 2000);
@@ -335,5 +355,50 @@ mod tests {
         app.view = View::List;
         feed(&mut app, 3.0, NOW);
         assert_eq!(app.targets[&child].fps(), Some(3.0));
+    }
+
+    #[test]
+    fn every_kind_of_targets_object_becomes_its_row() {
+        let agg = Target::Tcp("http://10.0.0.5:9300".into());
+        let mut exited = serde_json::to_value(status(Health::Ok, None, None)).unwrap();
+        exited["name"] = "gone".into();
+        exited["health"] = "exited".into();
+        exited["ended_ms"] = (NOW - 5000).into();
+        let text = serde_json::json!([
+            {"name": "cam-down", "health": "down", "error": "no answer in 2 s"},
+            {"name": "cam-auth", "health": "unauthorized", "error": "HTTP 401"},
+            {"health": "ok"},
+            {"name": "cam-odd", "health": "ok", "pid": "not a number"},
+            exited,
+        ])
+        .to_string();
+        let items: Vec<Box<RawValue>> = serde_json::from_str(&text).unwrap();
+        let rows = children_from_items(&agg, &items, NOW);
+        let kinds: Vec<(String, String)> = rows
+            .iter()
+            .map(|c| {
+                let kind = match &c.result {
+                    PollResult::Down { error, .. } => format!("down: {error}"),
+                    PollResult::Unauthorized { error, .. } => format!("unauthorized: {error}"),
+                    PollResult::Exited(a) => format!("exited at {}", a.ended_ms),
+                    PollResult::Up(_) => "up".into(),
+                };
+                (c.encode.clone(), kind)
+            })
+            .collect();
+        let want = [
+            ("cam-down", "down: no answer in 2 s".to_string()),
+            ("cam-auth", "unauthorized: HTTP 401".to_string()),
+            (
+                "cam-odd",
+                "down: the aggregator's answer for it does not decode".to_string(),
+            ),
+            ("gone", format!("exited at {}", NOW - 5000)),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(n, k)| (n.to_string(), k.clone()))
+            .collect();
+        assert_eq!(kinds, want, "the object without a name is skipped");
     }
 }
