@@ -322,6 +322,10 @@ pub(crate) fn start(daemon: Arc<Daemon>, tracker: &TaskTracker, token: Cancellat
         loop {
             let msgs = notifier.look(Instant::now(), &View::of(&daemon), false);
             sender.send(&msgs);
+            if notifier.watchdog_every.is_some() {
+                // The loop's answer is what the next look's ping needs (it beats when asked).
+                daemon.ask_beat();
+            }
             tokio::select! {
                 () = tokio::time::sleep(notifier.tick()) => {}
                 () = token.cancelled() => break,

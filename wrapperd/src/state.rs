@@ -7,7 +7,7 @@
 //! formats them after unlocking. This is what lets the output readers never wait on API clients.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -88,11 +88,17 @@ pub struct Daemon {
     /// The status writer's thread, unparked on every change of state or exit, to rewrite
     /// status.json at once.
     status_thread: OnceLock<Thread>,
+    /// The status writer is dozing (nothing changed at its last look): the next line or block
+    /// unparks it ([`Daemon::nudge_status`]).
+    status_dozing: AtomicBool,
     /// Woken when the API accepts a control request ([`Daemon::control`]).
     pub(crate) control_wake: Notify,
     /// When the supervisor's loop last went round, milliseconds since `started` (`/livez`, the
     /// systemd watchdog).
     beat_ms: AtomicU64,
+    /// Asks the supervisor's loop to go round ([`Daemon::ask_beat`]): liveness is asked for,
+    /// not kept up by a timer (an idle encode's loop sleeps until something happens).
+    pub(crate) beat_wake: Notify,
     /// The events (SPEC §11), published under `inner`'s lock.
     events: Bus,
 }
@@ -127,8 +133,10 @@ impl Daemon {
             started,
             inner: Mutex::new(inner),
             status_thread: OnceLock::new(),
+            status_dozing: AtomicBool::new(false),
             control_wake: Notify::new(),
             beat_ms: AtomicU64::new(0),
+            beat_wake: Notify::new(),
             events: Bus::default(),
         }
     }
@@ -155,14 +163,17 @@ impl Daemon {
     pub(crate) fn health_event(&self, now: Instant) -> Option<Instant> {
         let g = self.lock();
         self.events.health_now(head_of(&g, now));
-        match g.state {
-            State::Starting | State::Running => g.manager.next_health_change(now),
-            _ => None,
-        }
+        next_health_change(&g, now)
     }
 
-    /// The supervisor's loop is alive: it calls this every time it goes round, and at least
-    /// once a second.
+    /// When the health word may change next with nothing arriving (the status writer dozes
+    /// until then at the latest).
+    pub(crate) fn next_health_change(&self, now: Instant) -> Option<Instant> {
+        next_health_change(&self.lock(), now)
+    }
+
+    /// The supervisor's loop is alive: it calls this every time it goes round (and it goes
+    /// round when [`Daemon::ask_beat`] asks).
     pub fn beat(&self) {
         let ms = self.started.elapsed().as_millis();
         self.beat_ms
@@ -173,6 +184,29 @@ impl Daemon {
     pub fn beat_age(&self) -> Duration {
         let at = Duration::from_millis(self.beat_ms.load(Ordering::Relaxed));
         self.started.elapsed().saturating_sub(at)
+    }
+
+    /// Asks the supervisor's loop to go round once (and so beat): `/livez` and the watchdog.
+    pub(crate) fn ask_beat(&self) {
+        self.beat_wake.notify_one();
+    }
+
+    /// Whether the loop is alive: it went round within `fresh`, or does within `wait` of being
+    /// asked (`/livez`: "it answered within the last 5 s").
+    pub(crate) async fn alive(&self, fresh: Duration, wait: Duration) -> bool {
+        if self.beat_age() < fresh {
+            return true;
+        }
+        let before = self.beat_ms.load(Ordering::Relaxed);
+        self.ask_beat();
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if self.beat_ms.load(Ordering::Relaxed) != before || self.beat_age() < fresh {
+                return true;
+            }
+        }
+        false
     }
 
     /// The lock; a panic elsewhere never makes the state unreadable.
@@ -252,6 +286,8 @@ impl Daemon {
         let mut g = self.lock();
         if g.lines.push_all(unix_ms, lines) > 0 {
             g.manager.on_line(now);
+            drop(g);
+            self.nudge_status();
         }
     }
 
@@ -276,6 +312,7 @@ impl Daemon {
         }
         g.last_progress = Some((unix_ms, block.progress));
         self.events.health_seen(health_of(g, now).0);
+        self.nudge_status();
         notes
     }
 
@@ -286,7 +323,11 @@ impl Daemon {
         if g.state != State::Running || g.ffmpeg_pid != Some(pid) {
             return Vec::new();
         }
-        g.manager.on_rss(now, bytes)
+        let notes = g.manager.on_rss(now, bytes);
+        self.events.health_seen(health_of(&g, now).0);
+        drop(g);
+        self.nudge_status();
+        notes
     }
 
     /// When the manager must be polled next at the latest, if any deadline is pending.
@@ -435,6 +476,27 @@ impl Daemon {
         }
     }
 
+    /// The status writer is about to doze (`true`) or is awake (`false`).
+    pub(crate) fn set_status_dozing(&self, dozing: bool) {
+        self.status_dozing.store(dozing, Ordering::SeqCst);
+    }
+
+    /// Whether the status writer dozes (for its tests).
+    #[cfg(test)]
+    pub(crate) fn status_dozes(&self) -> bool {
+        self.status_dozing.load(Ordering::SeqCst)
+    }
+
+    /// A line, a block or a memory sample arrived: wakes the status writer if it dozes (an
+    /// atomic load otherwise; a busy encode never lets it doze).
+    fn nudge_status(&self) {
+        if self.status_dozing.load(Ordering::SeqCst)
+            && self.status_dozing.swap(false, Ordering::SeqCst)
+        {
+            self.wake_status();
+        }
+    }
+
     /// What `/status` would show at `now`, without what only the passing of time changes, and
     /// cheaply (no `Status` is built): equal marks, same status.json but for the clocks.
     pub(crate) fn change_mark(&self, now: Instant) -> ChangeMark {
@@ -479,6 +541,14 @@ pub(crate) struct ChangeMark {
     pub(crate) run: u64,
     /// The newest ended run's number.
     pub(crate) runs_ended: Option<u64>,
+}
+
+/// When the health word may change with nothing arriving: only while ffmpeg runs.
+fn next_health_change(g: &Inner, now: Instant) -> Option<Instant> {
+    match g.state {
+        State::Starting | State::Running => g.manager.next_health_change(now),
+        _ => None,
+    }
 }
 
 fn progress_info(g: &Inner) -> Option<ProgressInfo> {

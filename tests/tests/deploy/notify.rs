@@ -296,4 +296,18 @@ fn livez_answers_during_warm_up_and_stall_while_healthz_does_not() {
     assert_eq!(get(addr, "/livez", None), (200, "ok".to_string()));
     // And over the socket, without a token as always.
     assert_eq!(d.get("/livez").status, 200);
+    // Silent for over 5 s: the loop had nothing to do (it has no timer of its own), so /livez
+    // asks it, and it answers at once.
+    assert!(wait_until(Duration::from_secs(20), || d
+        .status()
+        .check
+        .last_output_age_s
+        .is_some_and(|age| age > 6.0)));
+    let asked = std::time::Instant::now();
+    assert_eq!(get(addr, "/livez", None), (200, "ok".to_string()));
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        asked.elapsed()
+    );
 }

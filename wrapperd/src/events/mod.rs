@@ -47,8 +47,11 @@ use crate::state::Daemon;
 pub(crate) const HISTORY: usize = 1000;
 /// Events a stream may be behind the newest before it is dropped as too slow.
 const CHANNEL: usize = 1024;
-/// The health watcher looks at least this often, whatever woke it or not.
-const HEALTH_POLL: Duration = Duration::from_secs(1);
+/// The health watcher looks at least this often, whatever woke it or not: a safety net only.
+/// Every change of the word is woken for (a block, a manager poll, a memory sample, a change of
+/// state) or foreseen ([`Daemon::health_event`]'s next change), so an idle encode's watcher
+/// does not wake every second.
+const HEALTH_POLL: Duration = Duration::from_secs(10);
 /// [`Bus::last_word`] before any event.
 const NO_WORD: u8 = u8::MAX;
 

@@ -38,9 +38,12 @@
 //!   time); if that does not parse, the file's creation time (statx birth time), else its mtime,
 //!   is used. No sidecar file is needed: the first line travels with the file through renames.
 //! - A restarted wrapperd appends to the existing file; size mode counts its current size.
-//! - Once a second the writer checks that the path still names the file it has open (same device
-//!   and inode); if not (the directory or the file was deleted or moved away), it recreates the
-//!   directory and reopens the file. A file that could not be opened is retried at the next write.
+//! - Before every write (one `stat` a batch), the writer checks that the path still names the
+//!   file it has open (same device and inode); if not (the directory or the file was deleted or
+//!   moved away), it recreates the directory and reopens the file, so the lines go to the new
+//!   file. An idle writer does not wake for this (100 idle encodes cost no wake-ups here); while
+//!   a drop notice is owed (the disk failed) it checks and retries once a second. A file that
+//!   could not be opened is retried at the next write.
 //! - [`LogSink::close`] writes out everything pushed before it, then joins the writer; pushes after
 //!   `close` are ignored. Dropping the last clone of a sink closes it too.
 //! - wrapperd's own stderr is a sink of the same kind (`LogSink::stream`, used by

@@ -484,8 +484,11 @@ fn deleted_directory_is_recreated() {
         fs::read_to_string(&path).is_ok_and(|s| s.contains("before"))
     });
     fs::remove_dir_all(&logs).unwrap();
-    wait_until("recreated file", || path.exists());
+    // An idle writer does not wake to look: the next line recreates the file, and goes there.
     sink.push(now_ms(), "after");
+    wait_until("recreated file", || {
+        fs::read_to_string(&path).is_ok_and(|s| s.contains("after"))
+    });
     sink.close();
     assert_eq!(lines_of(&path), ["after"]);
 }

@@ -96,13 +96,19 @@ impl<O: Output> Writer<O> {
         let mut linger_until: Option<Instant> = None;
         loop {
             let (closing, cap_dropped) = self.take(&mut batch, &mut marks, linger_until);
-            self.write_batch(&batch, &marks);
-            linger_until = (!batch.is_empty()).then(|| Instant::now() + LINGER);
-            self.unreported += cap_dropped;
-            if self.out.has_path() && self.last_check.elapsed() >= CHECK_EVERY {
+            // Before every write (one stat a batch: a line pushed after the path went away
+            // goes to the recreated file, never to the deleted one), and once a second while a
+            // drop notice is owed (a failing disk); an idle writer does not wake for it.
+            let owed = self.unreported > 0 || cap_dropped > 0;
+            if self.out.has_path()
+                && (!batch.is_empty() || (owed && self.last_check.elapsed() >= CHECK_EVERY))
+            {
                 self.check_path();
                 self.last_check = Instant::now();
             }
+            self.write_batch(&batch, &marks);
+            linger_until = (!batch.is_empty()).then(|| Instant::now() + LINGER);
+            self.unreported += cap_dropped;
             if self.unreported > 0 {
                 let _ = self.write_notice();
             }
@@ -139,7 +145,9 @@ impl<O: Output> Writer<O> {
                 break;
             }
             let now = Instant::now();
-            let check_at = self.out.has_path().then(|| self.last_check + CHECK_EVERY);
+            // An idle writer sleeps until the next line, unless a notice is owed (it retries).
+            let check_at =
+                (self.out.has_path() && self.unreported > 0).then(|| self.last_check + CHECK_EVERY);
             if check_at.is_some_and(|c| now >= c) {
                 break;
             }

@@ -7,7 +7,7 @@
 
 use tokio::time::Instant;
 
-use super::phase::{Child, Events, Supervisor, BEAT};
+use super::phase::{Child, Events, Supervisor};
 use crate::signals::Event;
 use crate::state::Control;
 
@@ -29,7 +29,7 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             self.shared.beat();
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return Between::Elapsed,
-                () = tokio::time::sleep(BEAT) => {}
+                () = self.shared.beat_wake.notified() => {}
                 ev = self.events.next() => match ev {
                     Event::Stop(sig) => {
                         return Between::Stop(format!(

@@ -32,10 +32,6 @@ use crate::manager::Stop;
 use crate::signals::{Event, Signals};
 use crate::state::{Control, ControlRequest, Daemon};
 
-/// How often the loop goes round when nothing happens: the heartbeat of `/livez` and the
-/// systemd watchdog ([`Daemon::beat`]).
-pub(crate) const BEAT: Duration = Duration::from_secs(1);
-
 /// What the loop does to ffmpeg; [`super::child::Ffmpeg`] is the real one.
 pub(crate) trait Child {
     /// `q` on its stdin where wrapperd holds it, and one `SIGINT`.
@@ -290,7 +286,8 @@ impl<C: Child, E: Events> Supervisor<C, E> {
             () = sleep_until(kill_at), if kill_at.is_some() => Wake::StopTimeout,
             () = sleep_until(grace_at), if grace_at.is_some() => Wake::InputGrace,
             () = sleep_until(runtime_at), if runtime_at.is_some() => Wake::MaxRuntime,
-            () = tokio::time::sleep(BEAT) => Wake::Beat,
+            // `/livez` or the watchdog asks whether the loop is alive ([`Daemon::ask_beat`]).
+            () = self.shared.beat_wake.notified() => Wake::Beat,
         }
     }
 

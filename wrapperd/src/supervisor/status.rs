@@ -7,7 +7,10 @@
 //! thread and the wake-up back (measurement 2 of the benchmarks).
 //!
 //! `status.json` is rewritten when something in it changed (SPEC §3): at once on a change of
-//! state or exit (the state unparks the thread), else looked at once a second. What only time
+//! state or exit (the state unparks the thread), else looked at once a second; after a look
+//! that found nothing changed, the thread dozes until a line, a block or a change of state
+//! wakes it, time alone may change the health, or the refresh is due (100 idle encodes cost
+//! a wake-up each every 10 s here, not every second). What only time
 //! moves (`uptime_s`, the output's age, how long a failing period has lasted, the seconds in a
 //! stalled or failing reason) does not count as a change ([`Daemon::change_mark`]), but the
 //! file is refreshed at least every [`REFRESH`]. Looking costs one short lock and no `Status`.
@@ -175,6 +178,7 @@ fn keep_current(shared: &Daemon, dir: &Path, stop: &AtomicBool) {
         let done = stop.load(Ordering::Acquire);
         let now = Instant::now();
         let mark = shared.change_mark(now);
+        let changed = last.as_ref().is_none_or(|(m, _)| *m != mark);
         let (write, write_keys, new_run) = match &last {
             None => (true, true, false),
             Some((m, at)) => (
@@ -196,8 +200,28 @@ fn keep_current(shared: &Daemon, dir: &Path, stop: &AtomicBool) {
             json.remove_spare();
             return;
         }
-        std::thread::park_timeout(TICK);
+        match &last {
+            // Unchanged: `last` holds this look's mark.
+            Some((mark, at)) if !changed => doze(shared, mark, now, *at + REFRESH),
+            _ => std::thread::park_timeout(TICK),
+        }
     }
+}
+
+/// Nothing changed at the last look: sleeps until the refresh is due or time alone may change
+/// the health, unless a line, a block or a change of state wakes the thread first. An idle
+/// encode's writer then wakes every [`REFRESH`], not every second; a busy one never dozes.
+fn doze(shared: &Daemon, mark: &ChangeMark, now: Instant, refresh_at: Instant) {
+    shared.set_status_dozing(true);
+    // A line pushed between the look and the flag would not nudge: look once more.
+    if shared.change_mark(Instant::now()) == *mark {
+        let until = shared
+            .next_health_change(now)
+            .map_or(refresh_at, |t| t.min(refresh_at))
+            .max(now + TICK);
+        std::thread::park_timeout(until.saturating_duration_since(Instant::now()));
+    }
+    shared.set_status_dozing(false);
 }
 
 /// A new run: `FFMPEG_PID` and `START_TIME` again (the first run's come with the variables).
@@ -306,5 +330,41 @@ mod tests {
         let state = std::fs::read_to_string(dir.path().join("STATE")).unwrap();
         assert_eq!(state, "exited");
         assert!(!dir.path().join(".status.json.tmp").exists());
+    }
+
+    #[test]
+    fn an_idle_writer_dozes_and_a_line_wakes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Daemon::new(
+            Config::from_vars(Vec::new()).unwrap(),
+            Vec::new(),
+        ));
+        let w = StatusWriter::start(shared.clone(), dir.path().to_path_buf(), Vec::new()).unwrap();
+        let read = || {
+            let text = std::fs::read_to_string(dir.path().join("status.json")).unwrap_or_default();
+            serde_json::from_str::<Status>(&text).ok()
+        };
+        let until = |what: &str, limit: Duration, f: &dyn Fn() -> bool| {
+            let t = Instant::now();
+            while !f() {
+                assert!(t.elapsed() < limit, "{what} within {limit:?}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        until("the first look", Duration::from_secs(5), &|| {
+            read().is_some()
+        });
+        // Nothing changes: after one more look it dozes (the next refresh is 10 s away).
+        until("dozing", Duration::from_secs(5), &|| shared.status_dozes());
+        let dozing_since = Instant::now();
+        shared.push_lines(1, Instant::now(), ["a line"]);
+        until("the line in status.json", Duration::from_secs(5), &|| {
+            read().is_some_and(|s| s.counters.log_lines == 1)
+        });
+        assert!(
+            dozing_since.elapsed() < REFRESH / 2,
+            "woken by the line, not by the refresh"
+        );
+        w.stop(Duration::from_secs(10));
     }
 }
