@@ -12,6 +12,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use shared::api::{SeriesPoint, Status};
 use shared::client::{Client, ClientError, Target};
 use shared::timefmt::now_ms;
@@ -284,9 +286,12 @@ pub async fn remote_children(client: &Client, timeout: Duration) -> Option<Vec<R
     ))
 }
 
+/// How many encodes' `/series` histories an aggregator's poller loads at once.
+const HISTORY_LOADS: usize = 8;
+
 /// One round of an aggregator: its `/targets`, plus the `/series` history of each encode that
-/// is new or back up (all at once, each bounded by the timeout), so its graph is full from the
-/// first frame; afterwards its points come from `/targets` alone.
+/// is new or back up ([`HISTORY_LOADS`] at a time, each bounded by the timeout), so its graph
+/// is full from the first frame; afterwards its points come from `/targets` alone.
 async fn remote_round(
     client: &Client,
     session: &mut Session,
@@ -303,9 +308,10 @@ async fn remote_round(
     let Target::Tcp(base) = client.target() else {
         return Some(children);
     };
-    let loads = children
+    let loaded = &session.histories;
+    let loads: Vec<_> = children
         .iter_mut()
-        .filter(|c| up(c) && !session.histories.contains(&c.target))
+        .filter(|c| up(c) && !loaded.contains(&c.target))
         .filter_map(|c| {
             let Target::Tcp(url) = &c.target else {
                 return None;
@@ -322,8 +328,12 @@ async fn remote_round(
                 .await;
                 (c, got)
             })
-        });
-    for (c, got) in futures::future::join_all(loads).await {
+        })
+        .collect();
+    let mut fresh = Vec::new();
+    // A few at a time: a new aggregator of a hundred encodes is not a hundred connections.
+    let mut loads = futures::stream::iter(loads).buffer_unordered(HISTORY_LOADS);
+    while let Some((c, got)) = loads.next().await {
         let (Ok(Ok(series)), PollResult::Up(answer)) = (got, &mut c.result) else {
             continue;
         };
@@ -337,8 +347,10 @@ async fn remote_round(
                 .filter(|p| newest.is_none_or(|n| p.t > n)),
         );
         answer.points = points;
-        session.histories.insert(c.target.clone());
+        fresh.push(c.target.clone());
     }
+    drop(loads);
+    session.histories.extend(fresh);
     Some(children)
 }
 
