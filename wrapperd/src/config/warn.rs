@@ -102,11 +102,15 @@ pub(crate) fn suggestion(name: &str) -> Option<&'static str> {
     if let Some(same) = names().find(|n| *n == upper) {
         return Some(same);
     }
-    let closest = |candidates: &mut dyn Iterator<Item = &'static str>| {
-        candidates.min_by_key(|n| (distance(upper.as_bytes(), n.as_bytes()), *n))
-    };
-    let near = closest(&mut names())
-        .filter(|n| distance(upper.as_bytes(), n.as_bytes()) <= allowed_edits(n));
+    // The closest name, if it is a near miss. A name whose length differs by more than the most
+    // edits any name allows cannot be a near miss, nor closer than one: it is not measured
+    // (this runs for every variable of the environment before ffmpeg starts).
+    let near = names()
+        .filter(|n| n.len().abs_diff(upper.len()) <= MOST_EDITS)
+        .map(|n| (distance(upper.as_bytes(), n.as_bytes()), n))
+        .min()
+        .filter(|(d, n)| *d <= allowed_edits(n))
+        .map(|(_, n)| n);
     if near.is_some() {
         return near;
     }
@@ -129,9 +133,12 @@ fn allowed_edits(name: &str) -> usize {
     match name.len() {
         0..10 => 1,
         10..20 => 2,
-        _ => 3,
+        _ => MOST_EDITS,
     }
 }
+
+/// The most edits [`allowed_edits`] allows any name.
+const MOST_EDITS: usize = 3;
 
 /// wrapperd's own prefixes: each leading word, or two, that at least two variables of the
 /// table share, except [`FOREIGN_PREFIXES`] (`LOG_ROTATION_` stands for the foreign `LOG_`).
