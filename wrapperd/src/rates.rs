@@ -180,9 +180,22 @@ impl RateWindow {
             .checked_sub(hold)
             .map_or(newest.at, |e| e.max(newest.at));
         let edge = now.checked_sub(self.window);
+        // Never above the rate at the newest block: as the window's edge passes an older block,
+        // the reference moves and uneven block times could lift the figure a little, but
+        // nothing has advanced since, so it may only fall.
+        let at_most = |v: Option<f64>, cap: Option<f64>| match (v, cap) {
+            (Some(v), Some(cap)) => Some(v.min(cap)),
+            (v, _) => v,
+        };
         CurrentRates {
-            fps: self.rate_to(newest, end, edge, |x| x.frame.map(|f| f as f64)),
-            speed: self.rate_to(newest, end, edge, |x| x.out_time_us.map(|t| t as f64 / 1e6)),
+            fps: at_most(
+                self.rate_to(newest, end, edge, |x| x.frame.map(|f| f as f64)),
+                self.last.fps,
+            ),
+            speed: at_most(
+                self.rate_to(newest, end, edge, |x| x.out_time_us.map(|t| t as f64 / 1e6)),
+                self.last.speed,
+            ),
         }
     }
 
@@ -381,6 +394,40 @@ mod tests {
         p.fps = None;
         p.speed = None;
         assert_eq!(w.push(t0 + secs(1.0), &p), CurrentRates::default());
+    }
+
+    #[test]
+    fn after_the_last_of_uneven_blocks_the_rates_never_rise() {
+        // 25 fps, a block every 0.2 s but each a little early or late (a real encoder's), so
+        // the window's edge passing an older block would lift the figure by a hair.
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(secs(1.0));
+        let mut last_at = 0.0;
+        for i in 0..=20u64 {
+            let jitter = [0.0, 0.03, -0.02, 0.01][(i % 4) as usize];
+            last_at = i as f64 * 0.2 + jitter;
+            w.push(
+                t0 + secs(last_at),
+                &block(Some(i * 5), Some(i as f64 * 0.2)),
+            );
+        }
+        let mut before = w.last;
+        let mut k = 1;
+        loop {
+            let r = w.at(t0 + secs(last_at + k as f64 * 0.01));
+            for (now, was) in [(r.fps, before.fps), (r.speed, before.speed)] {
+                assert!(
+                    now.unwrap() <= was.unwrap() + 1e-12,
+                    "{k}: {r:?} after {before:?}"
+                );
+            }
+            if r.fps == Some(0.0) {
+                break;
+            }
+            before = r;
+            k += 1;
+            assert!(k < 300, "never 0: {r:?}");
+        }
     }
 
     /// A steady encode at 24 fps, speed 1, a block every 0.5 s from `t0` to `until` s.
