@@ -230,7 +230,6 @@ pub async fn fake_wrapperd(
     status: Status,
     hang: bool,
 ) -> tokio::task::JoinHandle<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = std::fs::remove_file(&sock);
     let listener = tokio::net::UnixListener::bind(&sock).unwrap();
     tokio::spawn(async move {
@@ -240,20 +239,13 @@ pub async fn fake_wrapperd(
             };
             let status = status.clone();
             tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
+                let Some(path) = request_path(&mut conn).await else {
+                    return;
+                };
                 if hang {
                     tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
                     return;
                 }
-                let line = String::from_utf8_lossy(&req);
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let body = if path.starts_with("/status") {
                     serde_json::to_string(&status).unwrap()
                 } else if path.starts_with("/series") {
@@ -272,12 +264,7 @@ pub async fn fake_wrapperd(
                 } else {
                     String::new()
                 };
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(resp.as_bytes()).await;
-                let _ = conn.shutdown().await;
+                respond(&mut conn, "200 OK", &body).await;
             });
         }
     })
@@ -363,7 +350,6 @@ pub fn exited_app(color: bool) -> App {
 pub async fn fake_aggregator(
     encodes: &'static [&'static str],
 ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -372,16 +358,9 @@ pub async fn fake_aggregator(
         while let Ok((mut conn, _)) = listener.accept().await {
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&req);
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let Some(path) = request_path(&mut conn).await else {
+                    return;
+                };
                 seen.lock().unwrap().push(path.clone());
                 let now = shared::timefmt::now_ms();
                 let (code, body) = if path == "/targets" {
@@ -411,14 +390,35 @@ pub async fn fake_aggregator(
                 } else {
                     ("404 Not Found", "no such path".to_string())
                 };
-                let resp = format!(
-                    "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(resp.as_bytes()).await;
-                let _ = conn.shutdown().await;
+                respond(&mut conn, code, &body).await;
             });
         }
     });
     (url, paths)
+}
+
+/// Reads one request's head from `conn`: its path, `None` when the client went away first.
+async fn request_path<C: tokio::io::AsyncRead + Unpin>(conn: &mut C) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&req);
+    Some(head.split_whitespace().nth(1).unwrap_or("/").to_string())
+}
+
+/// Answers `code` with a JSON `body` and closes the connection.
+async fn respond<C: tokio::io::AsyncWrite + Unpin>(conn: &mut C, code: &str, body: &str) {
+    use tokio::io::AsyncWriteExt;
+    let resp = format!(
+        "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(resp.as_bytes()).await;
+    let _ = conn.shutdown().await;
 }
