@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_norway::Value;
 use tests::{bin, config_vars, wait_until, Wd};
 
-use super::{get, read};
+use super::{get, read, run_tool};
 
 /// `FFMPEG_ARGS`: the unit's own variable (ffmpeg's arguments), not wrapperd's.
 const UNIT_ARGS_VAR: &str = "FFMPEG_ARGS";
@@ -369,17 +369,12 @@ fn the_unit_has_its_settings_and_passes_systemd_analyze_verify() {
     std::fs::create_dir_all(wd.tmp.path()).unwrap();
     let unit_file = wd.file("ff-wrapper@test.service");
     std::fs::write(&unit_file, read("systemd/ff-wrapper@.service")).unwrap();
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&unit_file)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, said) = run_tool(
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&unit_file),
     );
-    assert!(out.status.success(), "systemd-analyze verify: {said}");
+    assert!(ok, "systemd-analyze verify: {said}");
     // systemd before 254 does not know the growing restart delay; nothing else may be said.
     for line in said.lines().filter(|l| !l.trim().is_empty()) {
         let newer_keys = line.contains("'RestartSteps'") || line.contains("'RestartMaxDelaySec'");

@@ -45,3 +45,14 @@ fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
     let (code, body) = http::code_and_body(answer).expect("an HTTP answer");
     (code, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// Runs `cmd` to its end: whether it succeeded, and its stdout and stderr together.
+fn run_tool(cmd: &mut std::process::Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}

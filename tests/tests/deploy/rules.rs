@@ -17,7 +17,7 @@ use tests::{wait_until, Wd};
 
 use super::files::{s, yaml_docs};
 use super::promql::{self, Selector, SCRAPE_LABELS};
-use super::{deploy_dir, get, read, AGGREGATOR_JOB};
+use super::{deploy_dir, get, read, run_tool, AGGREGATOR_JOB};
 
 /// The alert group for scrapes through an aggregator.
 const AGGREGATOR_GROUP: &str = "ff-wrapper-aggregator";
@@ -246,17 +246,11 @@ fn the_rules_and_the_dashboard_use_what_a_wrapperd_and_its_aggregator_serve() {
 
 /// `promtool ARGS` in `deploy/prometheus`: its success and what it said.
 fn promtool(args: &[&str]) -> (bool, String) {
-    let out = Command::new("promtool")
-        .args(args)
-        .current_dir(deploy_dir().join("prometheus"))
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    run_tool(
+        Command::new("promtool")
+            .args(args)
+            .current_dir(deploy_dir().join("prometheus")),
+    )
 }
 
 #[test]
