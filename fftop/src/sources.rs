@@ -22,6 +22,30 @@ use crate::app::{App, Conn, TargetState, View};
 use crate::event::{PollAnswer, PollResult, RemoteChild};
 use crate::exited::ExitedAnswer;
 
+/// Starts the tasks that follow the target sets of `--scan` and `--targets-file`, each sending
+/// its set as an event whenever it changes.
+pub fn watch(
+    cli: &crate::cli::Cli,
+    tx: &tokio::sync::mpsc::Sender<crate::event::Event>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if !cli.scan.is_empty() {
+        tasks.push(tokio::spawn(crate::scan::run(
+            cli.scan.clone(),
+            cli.interval,
+            tx.clone(),
+        )));
+    }
+    if let Some(file) = &cli.targets_file {
+        tasks.push(tokio::spawn(crate::targets_file::run(
+            file.clone(),
+            cli.interval,
+            tx.clone(),
+        )));
+    }
+    tasks
+}
+
 /// The target of encode `name` behind the aggregator at `parent`.
 pub fn child_target(parent: &Target, name: &str) -> Option<Target> {
     match parent {

@@ -26,7 +26,7 @@ use crate::app::{App, Quit};
 use crate::cli::Cli;
 use crate::event::Event;
 use crate::poll::{self, PollConfig, Watched};
-use crate::{scan, term};
+use crate::term;
 
 /// Runs until the user quits; the exit code is 0 for a quit, 1 when the terminal went away.
 pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
@@ -48,20 +48,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
         tokio::spawn(tick(tx.clone())),
         tokio::spawn(watch_signals(tx.clone())),
     ];
-    if !cli.scan.is_empty() {
-        tasks.push(tokio::spawn(scan::run(
-            cli.scan.clone(),
-            cli.interval,
-            tx.clone(),
-        )));
-    }
-    if let Some(file) = &cli.targets_file {
-        tasks.push(tokio::spawn(crate::targets_file::run(
-            file.clone(),
-            cli.interval,
-            tx.clone(),
-        )));
-    }
+    tasks.extend(crate::sources::watch(cli, &tx));
     let mut pollers: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
 
     let mut synced: Option<(u64, Option<Target>)> = None;

@@ -64,21 +64,7 @@ pub async fn run(cli: &Cli, addr: &str) -> anyhow::Result<i32> {
         clients: Mutex::new(HashMap::new()),
     });
     let (tx, rx) = mpsc::channel::<Event>(1024);
-    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-    if !cli.scan.is_empty() {
-        tasks.push(tokio::spawn(crate::scan::run(
-            cli.scan.clone(),
-            cli.interval,
-            tx.clone(),
-        )));
-    }
-    if let Some(file) = &cli.targets_file {
-        tasks.push(tokio::spawn(crate::targets_file::run(
-            file.clone(),
-            cli.interval,
-            tx.clone(),
-        )));
-    }
+    let mut tasks: Vec<JoinHandle<()>> = crate::sources::watch(cli, &tx);
     tasks.push(tokio::spawn(apply_events(shared.clone(), cfg, tx, rx)));
     tasks.push(tokio::spawn(http::serve(listener, shared)));
     eprintln!("fftop: serving on {addr}");
